@@ -1,0 +1,24 @@
+"""Experience: what happened (interactions), what was said about it (feedback), and the durable log."""
+
+from lifelong.experience.log import AppendReport, ExperienceLog, ForgetReport, LogStats
+from lifelong.experience.records import (
+    Feedback,
+    FeedbackKind,
+    Interaction,
+    Scope,
+    Step,
+    new_id,
+)
+
+__all__ = [
+    "AppendReport",
+    "ExperienceLog",
+    "Feedback",
+    "FeedbackKind",
+    "ForgetReport",
+    "Interaction",
+    "LogStats",
+    "Scope",
+    "Step",
+    "new_id",
+]

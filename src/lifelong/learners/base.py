@@ -1,0 +1,144 @@
+"""The learner contract every learner in ``lifelong`` follows.
+
+A learner takes in one :class:`~lifelong.experience.Step` at a time with :meth:`Learner.learn`, in time
+bounded independently of how much it has seen, and what it learned is visible at the very next
+``predict``/``recall`` (DESIGN principle 2). It can be switched to ``frozen`` — it then acts with its
+current state and learns nothing — which is how every protocol builds its control (principle 4).
+
+Its learned state is a plain ``state_dict()`` of JSON values and NumPy arrays (see
+:mod:`lifelong.state.codec`), so it can be snapshotted, compared, promoted and rolled back by
+:class:`lifelong.state.VersionStore` (principle 3). Each learned item records the interactions it came
+from in :attr:`Learner.provenance` (principle 1).
+
+Subclasses implement ``_learn`` (return True when the state changed), ``_get_state`` and ``_set_state``;
+the public methods here keep the version counter and the frozen switch consistent for all of them.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from lifelong.errors import InvalidInput
+from lifelong.experience.records import JSON, Scope, Step
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """One provenance link: learned ``item`` was derived from interaction ``interaction_id``."""
+
+    item: str
+    interaction_id: str
+    tenant: str
+    user: str | None
+
+
+class Provenance:
+    """Which interactions each learned item came from.
+
+    Links accumulate as the learner learns; :meth:`drain` hands the links recorded since the last call
+    to a :class:`~lifelong.state.VersionStore`, which keeps them durably and answers
+    "what was derived from interaction X / from user U".
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[tuple[str, str], Link] = {}
+
+    def record(self, item: str, step: Step) -> None:
+        scope = step.interaction.scope
+        key = (item, step.interaction.id)
+        if key not in self._pending:
+            self._pending[key] = Link(item, step.interaction.id, scope.tenant, scope.user)
+
+    def drain(self) -> list[Link]:
+        links = list(self._pending.values())
+        self._pending.clear()
+        return links
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+
+class Learner(ABC):
+    """Learns from steps. See the module docstring for the contract."""
+
+    #: Name under which versions are stored; defaults to the class name.
+    name: str = ""
+
+    def __init__(self) -> None:
+        self.frozen = False
+        self._version = 0
+        self.provenance = Provenance()
+        if not self.name:
+            self.name = type(self).__name__
+
+    @property
+    def version(self) -> int:
+        """How many updates changed this learner's state (monotonic; restored by load_state_dict)."""
+        return self._version
+
+    def learn(self, step: Step) -> bool:
+        """Learn from one step; returns True if the state changed. A frozen learner learns nothing."""
+        if not isinstance(step, Step):
+            raise InvalidInput(f"expected a Step, got {type(step).__name__}", field="step")
+        if self.frozen:
+            return False
+        changed = self._learn(step)
+        if changed:
+            self._version += 1
+        return changed
+
+    def learn_many(self, steps: Iterable[Step]) -> int:
+        """Learn from steps in order (e.g. a replay of the log); returns how many changed the state."""
+        return sum(self.learn(step) for step in steps)
+
+    def freeze(self) -> Learner:
+        self.frozen = True
+        return self
+
+    def state_dict(self) -> dict[str, Any]:
+        """The learned state: JSON values and NumPy arrays, detached from the learner (a copy)."""
+        return {"learner": type(self).__name__, "version": self._version, "state": self._get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state produced by :meth:`state_dict` of the same kind of learner."""
+        if state.get("learner") != type(self).__name__:
+            raise InvalidInput(
+                f"state of {state.get('learner')!r} cannot be loaded into {type(self).__name__}",
+                field="state",
+            )
+        self._set_state(state["state"])
+        self._version = int(state["version"])
+
+    def config(self) -> dict[str, JSON]:
+        """Hyper-parameters, for reports. Override to list them."""
+        return {}
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({params})"
+
+    @abstractmethod
+    def _learn(self, step: Step) -> bool: ...
+
+    @abstractmethod
+    def _get_state(self) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def _set_state(self, state: dict[str, Any]) -> None: ...
+
+
+class Predictor(Learner):
+    """A learner that answers: a label, a score or a ranking for an observation."""
+
+    @abstractmethod
+    def predict(self, observation: JSON, scope: Scope | None = None) -> JSON:
+        """The action for ``observation``; None means abstain."""
+
+
+def replay_into(learner: Learner, steps: Iterable[Step]) -> Learner:
+    """Feed ``steps`` (e.g. ``log.replay()``) to ``learner`` in order and return it."""
+    learner.learn_many(steps)
+    return learner

@@ -1,0 +1,225 @@
+"""Online multinomial logistic regression on hashed text features.
+
+The simplest serious weight-space learner: one softmax layer over hashed word and character n-grams,
+updated after every piece of feedback with AdaGrad (Duchi, Hazan & Singer, JMLR 2011, eq. for the
+diagonal update ``w -= lr * g / sqrt(sum g^2)``), which suits sparse text features because rare
+features keep a large step size. Labels need not be known in advance: a new right answer adds a class.
+
+What it learns from a step:
+
+- a correction (or an accept of its own answer) names the right class → cross-entropy step towards it;
+- a reject with no correction says only "not this class" → a step on ``-log(1 - p(action))``.
+
+>>> from lifelong.experience import Feedback, Interaction, Scope, Step
+>>> model = OnlineSoftmax()
+>>> i = Interaction(Scope(), observation="my card was stolen")
+>>> model.learn(Step(i, (Feedback.correction(i.id, "card_lost"),)))
+True
+>>> model.predict("someone stole my card")
+'card_lost'
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from typing import Any
+
+import numpy as np
+
+from lifelong.errors import InvalidInput
+from lifelong.experience.records import JSON, FeedbackKind, Scope, Step
+from lifelong.learners.base import Predictor
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+class HashedText:
+    """Text → sparse L2-normalised vector of signed hashed features (Weinberger et al., ICML 2009).
+
+    Features: lower-cased words, word bigrams and character n-grams of each word (with boundary marks),
+    hashed with CRC-32 (stable across processes, unlike ``hash``).
+    """
+
+    def __init__(self, n_features: int = 2**15, char_ngrams: tuple[int, int] = (3, 5)) -> None:
+        if n_features < 16 or n_features & (n_features - 1):
+            raise InvalidInput(f"must be a power of two >= 16, got {n_features}", field="n_features")
+        self.n_features = n_features
+        self.char_ngrams = char_ngrams
+
+    def tokens(self, text: str) -> list[str]:
+        words = _WORD.findall(text.lower())
+        out = [f"w:{w}" for w in words]
+        out += [f"b:{a}_{b}" for a, b in zip(words, words[1:], strict=False)]
+        lo, hi = self.char_ngrams
+        for word in words:
+            marked = f"<{word}>"
+            for n in range(lo, hi + 1):
+                out += [f"c:{marked[i:i + n]}" for i in range(len(marked) - n + 1)]
+        return out
+
+    def __call__(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """Sorted unique feature indices and their values (L2 norm 1; empty text gives no features)."""
+        counts: dict[int, float] = {}
+        mask = self.n_features - 1
+        for token in self.tokens(text):
+            h = zlib.crc32(token.encode("utf-8"))
+            index = h & mask
+            sign = 1.0 if (h >> 31) & 1 else -1.0
+            counts[index] = counts.get(index, 0.0) + sign
+        if not counts:
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        index = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+        value = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+        order = np.argsort(index)
+        index, value = index[order], value[order]
+        norm = np.linalg.norm(value)
+        return index, (value / norm if norm > 0 else value)
+
+
+def text_of(observation: JSON) -> str:
+    """The text in an observation: the string itself, or its ``text``/``query`` field."""
+    if isinstance(observation, str):
+        return observation
+    if isinstance(observation, dict):
+        for key in ("text", "query"):
+            if isinstance(observation.get(key), str):
+                return str(observation[key])
+    raise InvalidInput(
+        f"expected text or a dict with a 'text' field, got {type(observation).__name__}",
+        field="observation",
+    )
+
+
+class OnlineSoftmax(Predictor):
+    """Multinomial logistic regression over hashed text, one AdaGrad step per feedback.
+
+    Parameters
+    ----------
+    learning_rate
+        AdaGrad base step size.
+    n_features
+        Size of the hashed feature space (a power of two).
+    """
+
+    def __init__(self, learning_rate: float = 0.5, n_features: int = 2**15) -> None:
+        super().__init__()
+        if not learning_rate > 0:
+            raise InvalidInput(f"must be > 0, got {learning_rate}", field="learning_rate")
+        self.learning_rate = float(learning_rate)
+        self.featurize = HashedText(n_features)
+        self.classes: list[str] = []
+        self._class_index: dict[str, int] = {}
+        self._weights = np.zeros((n_features, 0), dtype=np.float32)
+        self._grad_sq = np.zeros((n_features, 0), dtype=np.float32)
+        self._bias = np.zeros(0)
+        self._bias_grad_sq = np.zeros(0)
+
+    def config(self) -> dict[str, JSON]:
+        return {"learning_rate": self.learning_rate, "n_features": self.featurize.n_features}
+
+    # -- prediction ---------------------------------------------------------------------------------
+    def _logits(self, index: np.ndarray, value: np.ndarray) -> np.ndarray:
+        n = len(self.classes)
+        return value @ self._weights[index, :n] + self._bias[:n]
+
+    def predict_proba(self, observation: JSON) -> dict[str, float]:
+        if not self.classes:
+            return {}
+        index, value = self.featurize(text_of(observation))
+        return dict(zip(self.classes, _softmax(self._logits(index, value)).tolist(), strict=True))
+
+    def predict(self, observation: JSON, scope: Scope | None = None) -> str | None:
+        """The most probable class, or None (abstain) before any class is known."""
+        if not self.classes:
+            return None
+        index, value = self.featurize(text_of(observation))
+        return self.classes[int(np.argmax(self._logits(index, value)))]
+
+    # -- learning -----------------------------------------------------------------------------------
+    def _learn(self, step: Step) -> bool:
+        action = step.interaction.action
+        target = step.correction
+        if target is None and step.accepted and action is not None:
+            target = action
+        rejected = step.accepted is False or step.last(FeedbackKind.REJECT) is not None
+        if target is None and not (rejected and isinstance(action, str) and action in self._class_index):
+            return False  # nothing this learner can use (e.g. a bare reward)
+        index, value = self.featurize(text_of(step.interaction.observation))
+        if target is not None:
+            column = self._add_class(str(target))
+            p = _softmax(self._logits(index, value))
+            grad = p
+            grad[column] -= 1.0  # d(-log p_y)/dz = p - onehot(y)
+        else:
+            p = _softmax(self._logits(index, value))
+            grad = _reject_gradient(p, self._class_index[str(action)])
+        self._adagrad(index, value, grad)
+        self.provenance.record("weights", step)
+        return True
+
+    def _adagrad(self, index: np.ndarray, value: np.ndarray, grad: np.ndarray) -> None:
+        n = len(self.classes)
+        g = np.outer(value, grad).astype(np.float32)  # gradient on the active rows only
+        self._grad_sq[index, :n] += g * g
+        self._weights[index, :n] -= self.learning_rate * g / np.sqrt(self._grad_sq[index, :n] + 1e-8)
+        self._bias_grad_sq[:n] += grad * grad
+        self._bias[:n] -= self.learning_rate * grad / np.sqrt(self._bias_grad_sq[:n] + 1e-8)
+
+    def _add_class(self, label: str) -> int:
+        column = self._class_index.get(label)
+        if column is not None:
+            return column
+        column = len(self.classes)
+        if column >= self._weights.shape[1]:  # grow capacity by doubling: amortised O(1) per class
+            capacity = max(8, 2 * self._weights.shape[1])
+            self._weights = _grow(self._weights, capacity)
+            self._grad_sq = _grow(self._grad_sq, capacity)
+            self._bias = _grow(self._bias[None, :], capacity)[0]
+            self._bias_grad_sq = _grow(self._bias_grad_sq[None, :], capacity)[0]
+        self.classes.append(label)
+        self._class_index[label] = column
+        return column
+
+    # -- state --------------------------------------------------------------------------------------
+    def _get_state(self) -> dict[str, Any]:
+        n = len(self.classes)
+        return {
+            "config": self.config(),
+            "classes": list(self.classes),
+            "weights": self._weights[:, :n].copy(),
+            "grad_sq": self._grad_sq[:, :n].copy(),
+            "bias": self._bias[:n].copy(),
+            "bias_grad_sq": self._bias_grad_sq[:n].copy(),
+        }
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        config = state["config"]
+        self.learning_rate = float(config["learning_rate"])
+        self.featurize = HashedText(int(config["n_features"]))
+        self.classes = [str(c) for c in state["classes"]]
+        self._class_index = {c: i for i, c in enumerate(self.classes)}
+        self._weights = np.array(state["weights"], dtype=np.float32)
+        self._grad_sq = np.array(state["grad_sq"], dtype=np.float32)
+        self._bias = np.array(state["bias"], dtype=np.float64)
+        self._bias_grad_sq = np.array(state["bias_grad_sq"], dtype=np.float64)
+
+
+def _reject_gradient(p: np.ndarray, a: int) -> np.ndarray:
+    """Gradient of ``-log(1 - p_a)`` with respect to the logits: ``p_a (onehot(a) - p) / (1 - p_a)``."""
+    p_a = min(float(p[a]), 1.0 - 1e-6)
+    onehot = np.zeros_like(p)
+    onehot[a] = 1.0
+    return np.asarray(p_a * (onehot - p) / (1.0 - p_a))
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = np.asarray(z, dtype=np.float64)
+    e = np.exp(z - z.max())
+    return np.asarray(e / e.sum())
+
+
+def _grow(matrix: np.ndarray, capacity: int) -> np.ndarray:
+    grown = np.zeros((matrix.shape[0], capacity), dtype=matrix.dtype)
+    grown[:, : matrix.shape[1]] = matrix
+    return grown
