@@ -53,7 +53,9 @@ class LabelledTexts:
         return len(self.texts)
 
 
-def load_banking77(path: str | Path | None = None) -> tuple[LabelledTexts, LabelledTexts, list[str]]:
+def load_banking77(
+    path: str | Path | None = None,
+) -> tuple[LabelledTexts, LabelledTexts, list[str]]:
     """BANKING77 as (train, test, the 77 label names); ``path`` is the folder with the CSV files."""
     folder = data_path("banking77", path)
     splits = []

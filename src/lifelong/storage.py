@@ -15,6 +15,7 @@ file is retried whole (with back-off, up to ``lock_timeout`` seconds) instead of
 
 from __future__ import annotations
 
+import contextlib
 import random
 import sqlite3
 import threading
@@ -34,7 +35,8 @@ Dialect = Literal["sqlite", "postgresql"]
 class Cursor(Protocol):
     """The part of a DB-API cursor we use; SQL is written with ``?`` placeholders for both backends."""
 
-    rowcount: int
+    @property
+    def rowcount(self) -> int: ...
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
     def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> Any: ...
@@ -72,10 +74,8 @@ class Database(ABC):
     def close(self) -> None:
         with self._lock:
             for conn in self._connections:
-                try:
+                with contextlib.suppress(Exception):  # from another thread it may fail; exit cleans up
                     conn.close()
-                except Exception:  # closing from another thread may fail; the process exit cleans up
-                    pass
             self._connections.clear()
         self._local = threading.local()
 
@@ -95,7 +95,8 @@ class SQLiteDatabase(Database):
         self.lock_timeout = lock_timeout
         if not path.parent.exists():
             raise InvalidInput(
-                f"directory {path.parent} does not exist; create it or choose another path", field="url"
+                f"directory {path.parent} does not exist; create it or choose another path",
+                field="url",
             )
 
     def _connect(self) -> sqlite3.Connection:
@@ -221,7 +222,9 @@ def open_database(url: str | Path) -> Database:
         return PostgresDatabase(text, schema=query.get("schema"))
     if parts.scheme == "sqlite":
         if parts.netloc not in ("", "localhost"):
-            raise InvalidInput("sqlite URLs look like sqlite:///relative.db or sqlite:////abs.db", field="url")
+            raise InvalidInput(
+                "sqlite URLs look like sqlite:///relative.db or sqlite:////abs.db", field="url"
+            )
         path = parts.path[1:] if parts.path.startswith("/") else parts.path
         if not path:
             raise InvalidInput("sqlite URL names no file", field="url")

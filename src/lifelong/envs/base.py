@@ -39,7 +39,7 @@ class Env(ABC, Generic[ObsT, ActT]):
     def step(self, action: ActT) -> StepResult:
         """Judge ``action`` on the current observation and move on."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook, like gymnasium's
+    def close(self) -> None:
         """Release resources."""
 
 

@@ -69,7 +69,7 @@ class IntentStream(Env[str, str | None]):
         return self._current(), {"scope": self.scope}
 
     def _current(self) -> str:
-        return self.texts[self._order[self._t]]
+        return self.texts[int(self._order[self._t])]
 
     def step(self, action: str | None) -> StepResult:
         if self._t >= self.limit:

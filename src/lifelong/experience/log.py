@@ -175,9 +175,7 @@ class ExperienceLog:
         i_rows = _unique_rows(
             [(r.id, r.scope.tenant, r.scope.user, r.scope.session, r.time, _body(r)) for r in interactions]
         )
-        f_rows = _unique_rows(
-            [(r.id, r.interaction_id, r.kind.value, r.time, _body(r)) for r in feedback]
-        )
+        f_rows = _unique_rows([(r.id, r.interaction_id, r.kind.value, r.time, _body(r)) for r in feedback])
 
         def write(cur: Cursor) -> AppendReport:
             new_i, dup_i = self._insert_new(cur, "interactions", i_rows)
@@ -341,7 +339,10 @@ class ExperienceLog:
     ) -> dict[str, list[Feedback]]:
         out: dict[str, list[Feedback]] = defaultdict(list)
         for part in chunks(list(ids)):
-            sql = f"SELECT interaction_id, body FROM feedback WHERE interaction_id IN ({placeholders(len(part))})"
+            sql = (
+                "SELECT interaction_id, body FROM feedback "
+                f"WHERE interaction_id IN ({placeholders(len(part))})"
+            )
             params: list[Any] = list(part)
             if until is not None:
                 sql += " AND time < ?"
@@ -374,8 +375,14 @@ class ExperienceLog:
             )
             by_kind = {kind: int(count) for kind, count in cur.fetchall()}
             return LogStats(
-                int(n), sum(by_kind.values()), by_kind, int(tenants), int(users), int(sessions),
-                None if first is None else float(first), None if last is None else float(last),
+                int(n),
+                sum(by_kind.values()),
+                by_kind,
+                int(tenants),
+                int(users),
+                int(sessions),
+                None if first is None else float(first),
+                None if last is None else float(last),
             )
 
         return self.db.run(read, write=False)
@@ -431,7 +438,9 @@ class ExperienceLog:
                 try:
                     step = Step.from_dict(json.loads(line))
                 except (json.JSONDecodeError, TypeError, AttributeError) as exc:
-                    raise InvalidInput(f"line {number} is not a step record ({exc})", field=str(path))
+                    raise InvalidInput(
+                        f"line {number} is not a step record ({exc})", field=str(path)
+                    ) from None
                 batch += [step.interaction, *step.feedback]
                 if len(batch) >= batch_size:
                     flush()
@@ -456,8 +465,7 @@ class ExperienceLog:
             cur.execute(f"SELECT id FROM interactions WHERE {clause}", params)
             ids = tuple(row[0] for row in cur.fetchall())
             cur.execute(
-                "DELETE FROM feedback WHERE interaction_id IN "
-                f"(SELECT id FROM interactions WHERE {clause})",
+                f"DELETE FROM feedback WHERE interaction_id IN (SELECT id FROM interactions WHERE {clause})",
                 params,
             )
             n_feedback = cur.rowcount

@@ -48,7 +48,7 @@ def to_json_value(value: Any, field_name: str) -> JSON:
     try:
         text = json.dumps(value, default=_numpy_default, allow_nan=False, sort_keys=True)
     except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"must be JSON-compatible with finite numbers ({exc})", field=field_name)
+        raise InvalidInput(f"must be JSON-compatible with finite numbers ({exc})", field=field_name) from None
     return json.loads(text)
 
 
@@ -105,9 +105,7 @@ class Scope:
             if not isinstance(value, str) or not value.strip():
                 raise InvalidInput(f"must be a non-empty string, got {value!r}", field=f"scope.{name}")
             if len(value) > MAX_SCOPE_LENGTH:
-                raise InvalidInput(
-                    f"must be at most {MAX_SCOPE_LENGTH} characters", field=f"scope.{name}"
-                )
+                raise InvalidInput(f"must be at most {MAX_SCOPE_LENGTH} characters", field=f"scope.{name}")
         if self.session is not None and self.user is None:
             raise InvalidInput("a session needs a user", field="scope.session")
 
@@ -182,7 +180,7 @@ class Interaction:
                 metadata=data.get("metadata") or {},
             )
         except KeyError as exc:
-            raise InvalidInput("missing from an interaction record", field=str(exc.args[0]))
+            raise InvalidInput("missing from an interaction record", field=str(exc.args[0])) from None
 
 
 class FeedbackKind(StrEnum):
@@ -223,7 +221,7 @@ class Feedback:
             set_(self, "kind", FeedbackKind(self.kind))
         except ValueError:
             kinds = ", ".join(k.value for k in FeedbackKind)
-            raise InvalidInput(f"unknown kind {self.kind!r}; use one of {kinds}", field="kind")
+            raise InvalidInput(f"unknown kind {self.kind!r}; use one of {kinds}", field="kind") from None
         set_(self, "time", _check_time(self.time, "time"))
         set_(self, "metadata", _check_metadata(self.metadata, "metadata"))
         set_(self, "value", self._checked_value())
@@ -244,9 +242,7 @@ class Feedback:
             object.__setattr__(self, "scale", (lo, hi))
             number = _finite_number(value, "rating")
             if not lo <= number <= hi:
-                raise InvalidInput(
-                    f"rating {value:g} is outside its scale [{lo:g}, {hi:g}]", field="value"
-                )
+                raise InvalidInput(f"rating {value:g} is outside its scale [{lo:g}, {hi:g}]", field="value")
             return number
         if self.scale is not None:
             raise InvalidInput("only ratings have a scale", field="scale")
@@ -306,13 +302,13 @@ class Feedback:
                 interaction_id=data["interaction_id"],
                 kind=data["kind"],
                 value=data.get("value"),
-                scale=tuple(scale) if scale is not None else None,  # type: ignore[arg-type]
+                scale=(scale[0], scale[1]) if scale is not None else None,
                 id=data["id"],
                 time=data["time"],
                 metadata=data.get("metadata") or {},
             )
         except KeyError as exc:
-            raise InvalidInput("missing from a feedback record", field=str(exc.args[0]))
+            raise InvalidInput("missing from a feedback record", field=str(exc.args[0])) from None
 
 
 def _finite_number(value: Any, what: str) -> float:
@@ -340,8 +336,7 @@ class Step:
                 raise InvalidInput(f"must hold Feedback, got {type(fb).__name__}", field="feedback")
             if fb.interaction_id != self.interaction.id:
                 raise InvalidInput(
-                    f"feedback {fb.id} is about interaction {fb.interaction_id}, "
-                    f"not {self.interaction.id}",
+                    f"feedback {fb.id} is about interaction {fb.interaction_id}, not {self.interaction.id}",
                     field="feedback",
                 )
 

@@ -3,4 +3,12 @@
 from lifelong.learners.base import Learner, Link, Predictor, Provenance, replay_into
 from lifelong.learners.linear import HashedText, OnlineSoftmax
 
-__all__ = ["HashedText", "Learner", "Link", "OnlineSoftmax", "Predictor", "Provenance", "replay_into"]
+__all__ = [
+    "HashedText",
+    "Learner",
+    "Link",
+    "OnlineSoftmax",
+    "Predictor",
+    "Provenance",
+    "replay_into",
+]

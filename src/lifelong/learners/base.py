@@ -52,6 +52,11 @@ class Provenance:
         if key not in self._pending:
             self._pending[key] = Link(item, step.interaction.id, scope.tenant, scope.user)
 
+    def extend(self, links: Iterable[Link]) -> None:
+        """Put links back (e.g. when the commit that drained them failed)."""
+        for link in links:
+            self._pending.setdefault((link.item, link.interaction_id), link)
+
     def drain(self) -> list[Link]:
         links = list(self._pending.values())
         self._pending.clear()
@@ -100,7 +105,11 @@ class Learner(ABC):
 
     def state_dict(self) -> dict[str, Any]:
         """The learned state: JSON values and NumPy arrays, detached from the learner (a copy)."""
-        return {"learner": type(self).__name__, "version": self._version, "state": self._get_state()}
+        return {
+            "learner": type(self).__name__,
+            "version": self._version,
+            "state": self._get_state(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a state produced by :meth:`state_dict` of the same kind of learner."""

@@ -21,6 +21,7 @@ True
 
 from __future__ import annotations
 
+import itertools
 import re
 import zlib
 from typing import Any
@@ -50,12 +51,12 @@ class HashedText:
     def tokens(self, text: str) -> list[str]:
         words = _WORD.findall(text.lower())
         out = [f"w:{w}" for w in words]
-        out += [f"b:{a}_{b}" for a, b in zip(words, words[1:], strict=False)]
+        out += [f"b:{a}_{b}" for a, b in itertools.pairwise(words)]
         lo, hi = self.char_ngrams
         for word in words:
             marked = f"<{word}>"
             for n in range(lo, hi + 1):
-                out += [f"c:{marked[i:i + n]}" for i in range(len(marked) - n + 1)]
+                out += [f"c:{marked[i : i + n]}" for i in range(len(marked) - n + 1)]
         return out
 
     def __call__(self, text: str) -> tuple[np.ndarray, np.ndarray]:
@@ -64,9 +65,9 @@ class HashedText:
         mask = self.n_features - 1
         for token in self.tokens(text):
             h = zlib.crc32(token.encode("utf-8"))
-            index = h & mask
+            slot = h & mask
             sign = 1.0 if (h >> 31) & 1 else -1.0
-            counts[index] = counts.get(index, 0.0) + sign
+            counts[slot] = counts.get(slot, 0.0) + sign
         if not counts:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
         index = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
@@ -131,9 +132,10 @@ class OnlineSoftmax(Predictor):
 
     def predict(self, observation: JSON, scope: Scope | None = None) -> str | None:
         """The most probable class, or None (abstain) before any class is known."""
+        text = text_of(observation)
         if not self.classes:
             return None
-        index, value = self.featurize(text_of(observation))
+        index, value = self.featurize(text)
         return self.classes[int(np.argmax(self._logits(index, value)))]
 
     # -- learning -----------------------------------------------------------------------------------

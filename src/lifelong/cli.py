@@ -1,0 +1,154 @@
+"""The ``lifelong`` command: ``demo``, ``bench``, ``log``.
+
+User errors (a :class:`~lifelong.errors.LifelongError`) print one line on stderr and exit with status 2;
+no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from lifelong.errors import InvalidInput, LifelongError
+from lifelong.experience import ExperienceLog, Scope
+
+
+def _scope(args: argparse.Namespace, *, required: bool = False) -> Scope | None:
+    if args.tenant is None and args.user is None and args.session is None:
+        if required:
+            raise InvalidInput("say whose events: --user U (and/or --tenant T, --session S)", field="scope")
+        return None
+    return Scope(args.tenant or "default", args.user, args.session)
+
+
+def _add_scope_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tenant", help="only this tenant (default tenant: 'default')")
+    parser.add_argument("--user", help="only this user")
+    parser.add_argument("--session", help="only this session (needs --user)")
+
+
+def cmd_log_stats(args: argparse.Namespace) -> int:
+    with ExperienceLog(args.url) as log:
+        print(json.dumps(log.stats(_scope(args)).to_dict(), indent=2))
+    return 0
+
+
+def cmd_log_export(args: argparse.Namespace) -> int:
+    with ExperienceLog(args.url) as log:
+        n = log.export_jsonl(args.out, _scope(args), args.since, args.until)
+    print(f"exported {n} interactions to {args.out}")
+    return 0
+
+
+def cmd_log_import(args: argparse.Namespace) -> int:
+    with ExperienceLog(args.url) as log:
+        report = log.import_jsonl(args.file)
+    print(
+        f"imported {report.interactions} interactions and {report.feedback} feedback "
+        f"({report.duplicates} already present)"
+    )
+    return 0
+
+
+def cmd_log_forget(args: argparse.Namespace) -> int:
+    scope = _scope(args, required=True)
+    assert scope is not None
+    if not args.yes:
+        raise InvalidInput("forget deletes for good; add --yes to confirm", field="--yes")
+    with ExperienceLog(args.url) as log:
+        report = log.forget(scope)
+    print(f"deleted {report.interactions} interactions and {report.feedback} feedback of {scope}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from lifelong.demo import run_demo
+
+    return int(run_demo(args))
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from lifelong.suites import run_suite
+
+    return int(run_suite(args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from lifelong import __version__
+    from lifelong.suites import SUITES
+
+    parser = argparse.ArgumentParser(
+        prog="lifelong",
+        description="Make AI agents and models learn online from every interaction, and measure it.",
+    )
+    parser.add_argument("--version", action="version", version=f"lifelong {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser(
+        "demo",
+        help="the main job: an online learner on a real stream, against its frozen control",
+        description="Stream BANKING77 customer queries through an online intent learner that logs every "
+        "interaction to an experience log and learns from each correction, next to its frozen control; "
+        "write the learning curves (PNG + JSON), snapshot the learned state, and check that replaying "
+        "the log rebuilds it exactly.",
+    )
+    demo.add_argument("--data", help="BANKING77 folder (default: $LIFELONG_DATA or ../shared/data)")
+    demo.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
+    demo.add_argument("--steps", type=int, default=4000, help="queries per stream order (default 4000)")
+    demo.add_argument("--seeds", type=int, default=3, help="stream orders (default 3)")
+    demo.add_argument("--log", help="experience log URL (default: OUT/experience.db)")
+    demo.set_defaults(func=cmd_demo)
+
+    bench = sub.add_parser("bench", help="run a benchmark suite; writes OUT/<suite>.json and .png")
+    bench.add_argument(
+        "suite", choices=sorted(SUITES), help="; ".join(f"{k}: {v.help}" for k, v in SUITES.items())
+    )
+    bench.add_argument("--out", required=True, help="output folder")
+    bench.add_argument("--data", help="data folder (default: $LIFELONG_DATA or ../shared/data)")
+    bench.add_argument("--seeds", type=int, default=5, help="seeds / stream orders (default 5)")
+    bench.add_argument("--steps", type=int, help="limit the stream length")
+    bench.set_defaults(func=cmd_bench)
+
+    log = sub.add_parser("log", help="inspect and manage an experience log")
+    log_sub = log.add_subparsers(dest="log_command", required=True, metavar="ACTION")
+    stats = log_sub.add_parser("stats", help="counts of interactions and feedback")
+    stats.add_argument("url", help="log URL: a file path, sqlite:///PATH or postgresql://...")
+    _add_scope_options(stats)
+    stats.set_defaults(func=cmd_log_stats)
+    export = log_sub.add_parser("export", help="write steps as JSON lines")
+    export.add_argument("url")
+    export.add_argument("--out", required=True, type=Path, help="JSONL file to write")
+    export.add_argument("--since", type=float, help="unix time, inclusive")
+    export.add_argument("--until", type=float, help="unix time, exclusive")
+    _add_scope_options(export)
+    export.set_defaults(func=cmd_log_export)
+    imp = log_sub.add_parser("import", help="append the steps of a JSONL export (idempotent)")
+    imp.add_argument("url")
+    imp.add_argument("file", type=Path)
+    imp.set_defaults(func=cmd_log_import)
+    forget = log_sub.add_parser("forget", help="delete a user's (or tenant's) interactions and feedback")
+    forget.add_argument("url")
+    _add_scope_options(forget)
+    forget.add_argument("--yes", action="store_true", help="confirm the deletion")
+    forget.set_defaults(func=cmd_log_forget)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except LifelongError as exc:
+        print(f"lifelong: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lifelong: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""The README's example runs as written, and its commands are the ones CI runs."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_readme_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    match = re.search(r"## Example\n\n```python\n(.*?)```", text, re.S)
+    assert match, "README has no Python example"
+    code = match.group(1)
+    assert len([line for line in code.splitlines() if line.strip()]) <= 15
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {})
+    assert (tmp_path / "experience.db").exists()
+
+
+def test_ci_runs_the_readme_commands() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    commands = re.findall(r"^(python3 -m venv .*)$", readme, re.M)
+    assert len(commands) == 2, "README must open with the two set-up commands"
+    for command in commands:
+        head = command.split(" && lifelong demo")[0]
+        assert head in ci, f"CI does not run: {head}"
+    assert os.access(ROOT / ".ci" / "run", os.X_OK)
