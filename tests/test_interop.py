@@ -80,7 +80,7 @@ def test_gymnasium_numpy_observations_become_json() -> None:
     env = GymnasiumEnv(gymnasium.make("CartPole-v1"))
     obs, info = env.reset(seed=1)
     assert isinstance(obs, list) and len(obs) == 4 and all(isinstance(x, float) for x in obs)
-    obs2, reward, terminated, truncated, info = env.step(np.int64(1))
+    obs2, reward, _terminated, _truncated, info = env.step(np.int64(1))
     assert isinstance(obs2, list) and reward == 1.0 and info["scope"] == env.scope
     Interaction(env.scope, obs2, 1)  # loggable as it is
 

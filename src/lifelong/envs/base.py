@@ -47,14 +47,17 @@ class Env(ABC, Generic[ObsT, ActT]):
 Probe = Callable[[Any], float]
 
 
-def feedback_from(interaction_id: str, reward: float, info: Mapping[str, Any]) -> tuple[Feedback, ...]:
+def feedback_from(
+    interaction_id: str, reward: float, info: Mapping[str, Any], *, time: float | None = None
+) -> tuple[Feedback, ...]:
     """The feedback an environment's step result carries, in the log's vocabulary."""
-    feedback = [Feedback.reward(interaction_id, float(reward))]
+    kw: dict[str, Any] = {} if time is None else {"time": time}
+    feedback = [Feedback.reward(interaction_id, float(reward), **kw)]
     accepted = info.get("accepted")
     if accepted is True:
-        feedback.append(Feedback.accept(interaction_id))
+        feedback.append(Feedback.accept(interaction_id, **kw))
     elif accepted is False:
-        feedback.append(Feedback.reject(interaction_id))
+        feedback.append(Feedback.reject(interaction_id, **kw))
     if info.get("correct_action") is not None:
-        feedback.append(Feedback.correction(interaction_id, info["correct_action"]))
+        feedback.append(Feedback.correction(interaction_id, info["correct_action"], **kw))
     return tuple(feedback)

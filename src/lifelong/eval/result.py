@@ -1,0 +1,230 @@
+"""What a protocol returns: curves and metrics over seeds, with the config, versions and timings.
+
+A :class:`Result` saves as a JSON file (finite numbers only; NaN becomes null) and a PNG plot.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lifelong.errors import InvalidInput
+from lifelong.eval.metrics import mean_std
+
+
+@dataclass
+class Curve:
+    """One named curve measured on every seed: ``per_seed[s][i]`` is the value at ``x[i]``."""
+
+    x: list[float]
+    per_seed: list[list[float]]
+    kind: str = "score"  # curves of one kind share a panel of the plot: score, regret, by_k, ...
+    xlabel: str = "interactions"
+    ylabel: str = "score"
+
+    def __post_init__(self) -> None:
+        for row in self.per_seed:
+            if len(row) != len(self.x):
+                raise InvalidInput(f"{len(row)} values for {len(self.x)} x points", field="per_seed")
+
+    @property
+    def mean(self) -> np.ndarray:
+        return np.asarray(np.asarray(self.per_seed, dtype=np.float64).mean(axis=0))
+
+    @property
+    def std(self) -> np.ndarray:
+        values = np.asarray(self.per_seed, dtype=np.float64)
+        return values.std(axis=0, ddof=1) if len(values) > 1 else np.zeros(values.shape[1])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "x": self.x,
+            "mean": self.mean.tolist(),
+            "std": self.std.tolist(),
+            "per_seed": self.per_seed,
+            "kind": self.kind,
+            "xlabel": self.xlabel,
+            "ylabel": self.ylabel,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Curve:
+        return cls(
+            list(data["x"]),
+            [list(r) for r in data["per_seed"]],
+            data.get("kind", "score"),
+            data.get("xlabel", "interactions"),
+            data.get("ylabel", "score"),
+        )
+
+
+@dataclass
+class Stat:
+    """One metric measured on every seed."""
+
+    per_seed: list[float]
+
+    @property
+    def mean(self) -> float:
+        return mean_std(self.per_seed)[0]
+
+    @property
+    def std(self) -> float:
+        return mean_std(self.per_seed)[1]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mean": self.mean, "std": self.std, "per_seed": self.per_seed}
+
+    def __str__(self) -> str:
+        return f"{self.mean:.4g} ± {self.std:.2g}"
+
+
+@dataclass
+class Result:
+    """The outcome of one protocol run over several seeds."""
+
+    name: str
+    protocol: str
+    seeds: list[int]
+    config: dict[str, Any] = field(default_factory=dict)
+    curves: dict[str, Curve] = field(default_factory=dict)
+    metrics: dict[str, Stat] = field(default_factory=dict)
+    matrices: dict[str, list[list[float]]] = field(default_factory=dict)
+    timings: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, Any] = field(default_factory=lambda: environment_versions())
+    created: float = field(default_factory=time.time)
+
+    def add_metric(self, name: str, per_seed: list[float]) -> None:
+        self.metrics[name] = Stat([float(v) for v in per_seed])
+
+    def metric_mean(self, name: str) -> float | None:
+        stat = self.metrics.get(name)
+        return None if stat is None else stat.mean
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = _finite(
+            {
+                "name": self.name,
+                "protocol": self.protocol,
+                "seeds": self.seeds,
+                "config": self.config,
+                "metrics": {k: v.to_dict() for k, v in self.metrics.items()},
+                "curves": {k: v.to_dict() for k, v in self.curves.items()},
+                "matrices": self.matrices,
+                "timings": self.timings,
+                "versions": self.versions,
+                "created": self.created,
+            }
+        )
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Result:
+        return cls(
+            name=data["name"],
+            protocol=data["protocol"],
+            seeds=list(data["seeds"]),
+            config=dict(data.get("config", {})),
+            curves={k: Curve.from_dict(v) for k, v in data.get("curves", {}).items()},
+            metrics={
+                k: Stat([math.nan if x is None else x for x in v["per_seed"]])
+                for k, v in data.get("metrics", {}).items()
+            },
+            matrices=dict(data.get("matrices", {})),
+            timings=dict(data.get("timings", {})),
+            versions=dict(data.get("versions", {})),
+            created=float(data.get("created", 0.0)),
+        )
+
+    def save_json(self, path: str | Path) -> Path:
+        """Write the JSON atomically (a temporary file renamed into place)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            tmp.write_text(json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
+
+    @classmethod
+    def load_json(cls, path: str | Path) -> Result:
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+    def save(self, directory: str | Path, stem: str) -> tuple[Path, Path]:
+        """Write ``<directory>/<stem>.json`` and ``<directory>/<stem>.png``."""
+        from lifelong.eval.plots import plot_result
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        json_path = self.save_json(directory / f"{stem}.json")
+        png_path = plot_result(self, directory / f"{stem}.png")
+        return json_path, png_path
+
+    def summary(self) -> str:
+        """A few lines for the terminal: every metric as mean ± std over the seeds."""
+        lines = [f"{self.name} ({self.protocol}, {len(self.seeds)} seed(s))"]
+        width = max((len(k) for k in self.metrics), default=0)
+        lines += [f"  {name:<{width}}  {stat}" for name, stat in self.metrics.items()]
+        return "\n".join(lines)
+
+
+def merge_results(base: Result, other: Result, prefix: str) -> Result:
+    """Add ``other``'s curves and metrics to ``base`` under ``prefix`` (e.g. a peer run on the same data)."""
+    for key, curve in other.curves.items():
+        base.curves[f"{prefix}" if key == "learner" else f"{prefix}.{key}"] = curve
+    for key, stat in other.metrics.items():
+        base.metrics[f"{prefix}.{key}"] = stat
+    base.timings[prefix] = other.timings
+    base.config[prefix] = other.config
+    return base
+
+
+def environment_versions() -> dict[str, Any]:
+    from lifelong import __version__
+
+    versions: dict[str, Any] = {
+        "lifelong": __version__,
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+    }
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        )
+        if commit.returncode == 0:
+            versions["git_commit"] = commit.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return versions
+
+
+def _finite(value: Any) -> Any:
+    """Replace NaN/inf by None and NumPy values by plain ones, recursively."""
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _finite(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

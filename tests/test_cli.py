@@ -1,0 +1,90 @@
+"""The ``lifelong`` command: help everywhere, one-line errors with a non-zero exit, log management."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lifelong.cli import main
+from lifelong.experience import ExperienceLog, Feedback, Interaction, Scope
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lifelong.cli", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [[], ["demo"], ["bench"], ["log"], ["log", "stats"], ["log", "export"], ["log", "forget"]],
+)
+def test_help_everywhere(args: list[str]) -> None:
+    result = run(*args, "--help")
+    assert result.returncode == 0 and "usage: lifelong" in result.stdout
+
+
+def test_the_console_script_is_installed() -> None:
+    result = subprocess.run(["lifelong", "--version"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.startswith("lifelong ")
+
+
+def filled_log(path: Path) -> str:
+    url = str(path)
+    with ExperienceLog(url) as log:
+        for user in ("ada", "bob"):
+            for n in range(3):
+                i = Interaction(Scope(user=user), f"q{n}", "a")
+                log.append_many([i, Feedback.reward(i.id, 1.0)])
+    return url
+
+
+def test_log_stats_export_import_forget(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = filled_log(tmp_path / "log.db")
+    assert main(["log", "stats", url]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["interactions"] == 6 and stats["users"] == 2 and stats["feedback_by_kind"] == {"reward": 6}
+
+    out = tmp_path / "ada.jsonl"
+    assert main(["log", "export", url, "--out", str(out), "--user", "ada"]) == 0
+    assert len(out.read_text().splitlines()) == 3
+    copy = str(tmp_path / "copy.db")
+    assert main(["log", "import", copy, str(out)]) == 0
+    assert "imported 3 interactions and 3 feedback" in capsys.readouterr().out
+
+    assert main(["log", "forget", url, "--user", "ada"]) == 2  # needs --yes
+    assert "--yes" in capsys.readouterr().err
+    assert main(["log", "forget", url, "--user", "ada", "--yes"]) == 0
+    assert "deleted 3 interactions and 3 feedback" in capsys.readouterr().out
+    assert main(["log", "stats", url, "--user", "ada"]) == 0
+    assert json.loads(capsys.readouterr().out)["interactions"] == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["log", "stats", "postgresql://127.0.0.1:1/nothing"], "cannot reach postgresql://127.0.0.1:1"),
+        (["log", "stats", "/no/such/dir/log.db"], "does not exist"),
+        (["log", "stats", "mysql://x/y"], "unknown scheme"),
+        (["log", "forget", "x.db", "--yes"], "--user"),
+        (["log", "export", "x.db", "--out", "/no/such/dir/out.jsonl"], "does not exist"),
+        (["log", "import", "x.db", "/no/such/file.jsonl"], "no file"),
+        (["demo", "--data", "/no/such/banking77", "--steps", "10"], "does not exist"),
+    ],
+)
+def test_user_errors_are_one_line(args: list[str], message: str, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "lifelong.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lifelong: error:") and message in lines[0], lines
