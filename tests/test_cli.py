@@ -88,3 +88,51 @@ def test_user_errors_are_one_line(args: list[str], message: str, tmp_path: Path)
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("lifelong: error:") and message in lines[0], lines
+
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+needs_banking77 = pytest.mark.skipif(
+    not (DATA / "banking77" / "train.csv").is_file(), reason=f"BANKING77 not found under {DATA}"
+)
+
+
+@needs_banking77
+def test_demo_writes_curves_versions_and_replays_the_log(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = subprocess.run(
+        [
+            "lifelong",
+            "demo",
+            "--steps",
+            "700",
+            "--seeds",
+            "2",
+            "--out",
+            str(out),
+            "--data",
+            str(DATA / "banking77"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "replay of the log rebuilds the same state: yes" in result.stdout
+    data = json.loads((out / "demo.json").read_text())
+    assert data["config"]["replay_rebuilds_same_state"] is True
+    assert set(data["curves"]) >= {"learner", "frozen"}
+    assert data["metrics"]["delta.final_window"]["mean"] > 0  # learning shows against the control
+    assert (out / "demo.png").stat().st_size > 10_000
+    with ExperienceLog(str(out / "experience.db")) as log:
+        assert log.stats().interactions == 1400
+
+
+@needs_banking77
+def test_bench_intent_linear_writes_json_and_png(tmp_path: Path) -> None:
+    args = ["bench", "intent-linear", "--out", str(tmp_path), "--seeds", "2", "--steps", "600"]
+    assert main([*args, "--data", str(DATA / "banking77")]) == 0
+    data = json.loads((tmp_path / "intent-linear.json").read_text())
+    assert {"learner", "frozen", "river_nb"} <= set(data["curves"])
+    assert len(data["curves"]["learner"]["per_seed"]) == 2
+    assert "ratio_vs_river.steps_per_second" in data["metrics"]
+    assert (tmp_path / "intent-linear.png").stat().st_size > 10_000

@@ -71,6 +71,14 @@ def intent_linear(args: argparse.Namespace) -> Result:
             peer, make_env, seeds, warmup=None, window=250, probe=probe, name="river.MultinomialNB"
         )
         result = merge_results(result, peer_result, prefix="river_nb")
+        # Peers as ratios measured in the same run: ours / river's, per stream order.
+        for metric in ("final_window", "probe"):
+            ours, theirs = result.metrics[metric].per_seed, peer_result.metrics[metric].per_seed
+            result.add_metric(f"ratio_vs_river.{metric}", [a / b for a, b in zip(ours, theirs, strict=True)])
+        speed = zip(
+            result.timings["steps_per_second"], peer_result.timings["steps_per_second"], strict=True
+        )
+        result.add_metric("ratio_vs_river.steps_per_second", [a / b for a, b in speed])
     result.config["data"] = "BANKING77 train.csv stream (held-out probe: test.csv)"
     return result
 
