@@ -1,0 +1,212 @@
+"""The experience log, one test module for both backends (SQLite file and the real PostgreSQL server)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import lifelong.experience.log as log_module
+from lifelong.errors import BackendUnavailable, Conflict, InvalidInput, NotFound
+from lifelong.experience import ExperienceLog, Feedback, Interaction, Scope
+
+ADA, BOB = Scope("acme", "ada", "s1"), Scope("acme", "bob")
+
+
+@pytest.fixture
+def log(log_url: str) -> ExperienceLog:
+    return ExperienceLog(log_url)
+
+
+def interaction(scope: Scope = ADA, t: float = 100.0, text: str = "q") -> Interaction:
+    return Interaction(scope, text, "a", time=t)
+
+
+def test_append_is_idempotent_by_id(log: ExperienceLog) -> None:
+    i = interaction()
+    assert log.append(i) is True
+    assert log.append(i) is False
+    report = log.append_many([i, i])
+    assert (report.interactions, report.duplicates) == (0, 2)
+    assert log.stats().interactions == 1
+
+
+def test_same_id_other_content_is_a_conflict_and_writes_nothing(log: ExperienceLog) -> None:
+    i = interaction()
+    log.append(i)
+    changed = Interaction(ADA, "other", "a", id=i.id, time=i.time)
+    fresh = interaction(t=101)
+    with pytest.raises(Conflict):
+        log.append_many([fresh, changed])
+    assert log.stats().interactions == 1  # the fresh one in the failed batch was rolled back
+    with pytest.raises(Conflict):
+        log.append_many([fresh, Interaction(ADA, "x", id=fresh.id, time=fresh.time)])
+    assert log.get(i.id).interaction == i
+
+
+def test_batch_is_all_or_nothing(log: ExperienceLog) -> None:
+    a, b = interaction(t=1), interaction(t=2)
+    orphan = Feedback.reward("no-such-interaction", 1.0)
+    with pytest.raises(NotFound, match="no-such-interaction"):
+        log.append_many([a, Feedback.accept(a.id), b, orphan])
+    assert log.stats().interactions == 0 and log.stats().feedback == 0
+    with pytest.raises(InvalidInput):
+        log.append_many([a, "not a record"])  # type: ignore[list-item]
+    assert log.append_many([]).interactions == 0
+
+
+def test_feedback_joins_interactions_earlier_or_in_the_same_batch(log: ExperienceLog) -> None:
+    a = interaction(t=1)
+    log.append(a)
+    b = interaction(t=2)
+    report = log.append_many([Feedback.correction(b.id, "right"), b, Feedback.accept(a.id)])
+    assert (report.interactions, report.feedback) == (1, 2)
+    assert log.get(b.id).correction == "right" and log.get(a.id).accepted is True
+    with pytest.raises(NotFound):
+        log.append(Feedback.accept("missing"))
+
+
+def test_late_and_repeated_feedback(log: ExperienceLog) -> None:
+    i = interaction(t=1)
+    log.append(i)
+    log.append(Feedback.rating(i.id, 2, time=5))
+    log.append(Feedback.rating(i.id, 5, time=50))  # changed their mind, much later
+    log.append(Feedback.reject(i.id, time=6))
+    step = log.get(i.id)
+    assert len(step.feedback) == 3 and step.rating == 5.0 and step.accepted is False
+    assert [f.time for f in step.feedback] == [5, 6, 50]
+
+
+def test_replay_in_time_order_with_filters(log: ExperienceLog) -> None:
+    times = [5.0, 1.0, 3.0, 4.0, 2.0]
+    records = []
+    for n, t in enumerate(times):
+        i = interaction(ADA if n % 2 == 0 else BOB, t=t, text=f"q{n}")
+        records += [i, Feedback.reward(i.id, float(n), time=t + 0.5)]
+    log.append_many(records)
+    assert [s.interaction.time for s in log.replay()] == [1, 2, 3, 4, 5]
+    assert [s.interaction.time for s in log.replay(Scope("acme", "ada"))] == [2, 3, 5]
+    assert [s.interaction.time for s in log.replay(Scope("acme", "ada", "s1"))] == [2, 3, 5]
+    assert [s.interaction.time for s in log.replay(Scope("acme", "ada", "s2"))] == []
+    assert [s.interaction.time for s in log.replay(Scope("acme"))] == [1, 2, 3, 4, 5]
+    assert list(log.replay(Scope("other"))) == []
+    assert [s.interaction.time for s in log.replay(since=2, until=4)] == [2, 3]
+    assert all(len(s.feedback) == 1 for s in log.replay())
+    # feedback that arrived after `until` is not part of the state as of `until`
+    assert [len(s.feedback) for s in log.replay(until=4.2)] == [1, 1, 1, 0]
+
+
+def test_replay_in_feedback_order(log: ExperienceLog) -> None:
+    a, b = interaction(t=1), interaction(t=2)
+    log.append_many(
+        [
+            a,
+            b,
+            Feedback.reward(b.id, 1, time=3),
+            Feedback.reward(a.id, 2, time=4),
+            Feedback.accept(b.id, time=9),
+        ]
+    )
+    steps = list(log.replay(order="feedback"))
+    assert [(s.interaction.id, s.feedback[0].time) for s in steps] == [(b.id, 3), (a.id, 4), (b.id, 9)]
+    assert len(list(log.replay(order="feedback", since=3.5, until=5))) == 1
+    with pytest.raises(InvalidInput):
+        list(log.replay(order="random"))  # type: ignore[arg-type]
+
+
+def test_replay_pages_through_long_logs(log: ExperienceLog, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(log_module, "PAGE_SIZE", 7)
+    records = []
+    for n in range(30):
+        i = interaction(t=float(n // 3), text=f"q{n}")  # ties in time: order of arrival decides
+        records += [i, Feedback.reward(i.id, float(n))]
+    log.append_many(records)
+    steps = list(log.replay())
+    assert [s.reward for s in steps] == [float(n) for n in range(30)]
+    assert [s.reward for s in log.replay(order="feedback")] == [float(n) for n in range(30)]
+
+
+def test_get_and_stats(log: ExperienceLog) -> None:
+    with pytest.raises(NotFound):
+        log.get("nope")
+    a, b, c = interaction(ADA, 1), interaction(BOB, 2), interaction(Scope("other", "ada"), 3)
+    log.append_many([a, b, c, Feedback.accept(a.id), Feedback.reward(a.id, 1), Feedback.accept(b.id)])
+    stats = log.stats()
+    assert (stats.interactions, stats.feedback, stats.tenants, stats.users) == (3, 3, 2, 3)
+    assert stats.feedback_by_kind == {"accept": 2, "reward": 1}
+    assert (stats.first_time, stats.last_time) == (1.0, 3.0)
+    assert log.stats(Scope("acme", "ada")).feedback == 2 and len(log) == 3
+
+
+def test_export_import_round_trip(log: ExperienceLog, tmp_path: Path) -> None:
+    records = []
+    for n in range(5):
+        i = interaction(ADA if n % 2 else BOB, t=float(n))
+        records += [i, Feedback.correction(i.id, f"r{n}"), Feedback.rating(i.id, 3)]
+    log.append_many(records)
+    path = tmp_path / "out.jsonl"
+    assert log.export_jsonl(path) == 5
+    assert all("feedback" in json.loads(line) for line in path.read_text().splitlines())
+    copy = ExperienceLog(tmp_path / "copy.db")
+    report = copy.import_jsonl(path)
+    assert (report.interactions, report.feedback) == (5, 10)
+    assert copy.import_jsonl(path).duplicates == 15  # importing twice stores once
+    assert list(copy.replay()) == list(log.replay())
+    assert log.export_jsonl(tmp_path / "ada.jsonl", Scope("acme", "ada")) == 2
+
+
+def test_export_to_a_missing_directory_leaves_nothing(log: ExperienceLog, tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput):
+        log.export_jsonl(tmp_path / "missing" / "out.jsonl")
+    assert not (tmp_path / "missing").exists()
+
+
+def test_import_rejects_garbage(log: ExperienceLog, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"not": "a step"}\n')
+    with pytest.raises(InvalidInput):
+        log.import_jsonl(bad)
+    assert log.stats().interactions == 0
+
+
+def test_forget_deletes_exactly_one_user(log: ExperienceLog) -> None:
+    records = []
+    for n in range(4):
+        for scope in (ADA, Scope("acme", "ada", "s2"), BOB):
+            i = interaction(scope, t=float(n))
+            records += [i, Feedback.reward(i.id, 1.0), Feedback.accept(i.id)]
+    log.append_many(records)
+    report = log.forget(Scope("acme", "ada"))
+    assert (report.interactions, report.feedback) == (8, 16) and len(report.interaction_ids) == 8
+    assert log.stats(Scope("acme", "ada")).interactions == 0
+    assert log.stats().interactions == 4 and log.stats().feedback == 8
+    assert all(s.interaction.scope.user == "bob" for s in log.replay())
+    assert log.forget(Scope("acme", "ada")).interactions == 0
+    with pytest.raises(InvalidInput):
+        log.forget(None)  # type: ignore[arg-type]
+
+
+def test_reopening_sees_everything(log_url: str) -> None:
+    with ExperienceLog(log_url) as first:
+        i = interaction()
+        first.append_many([i, Feedback.accept(i.id)])
+    with ExperienceLog(log_url) as second:
+        assert second.get(i.id).accepted is True
+
+
+def test_bad_urls(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="unknown scheme"):
+        ExperienceLog("mysql://localhost/db")
+    with pytest.raises(InvalidInput, match="does not exist"):
+        ExperienceLog(tmp_path / "missing" / "log.db")
+    with pytest.raises(InvalidInput):
+        ExperienceLog("")
+    with pytest.raises(InvalidInput):
+        ExperienceLog(f"sqlite:///{tmp_path}/x.db?synchronous=sometimes")
+
+
+def test_unreachable_postgres_names_the_url() -> None:
+    with pytest.raises(BackendUnavailable) as info:
+        ExperienceLog("postgresql://nobody:secret@127.0.0.1:1/test")
+    assert "127.0.0.1:1" in str(info.value) and "secret" not in str(info.value)
