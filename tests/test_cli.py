@@ -136,3 +136,16 @@ def test_bench_intent_linear_writes_json_and_png(tmp_path: Path) -> None:
     assert len(data["curves"]["learner"]["per_seed"]) == 2
     assert "ratio_vs_river.steps_per_second" in data["metrics"]
     assert (tmp_path / "intent-linear.png").stat().st_size > 10_000
+
+
+@needs_banking77
+@pytest.mark.parametrize("suite", ["intent-continual", "intent-adaptation"])
+def test_bench_protocol_suites_on_real_data(suite: str, tmp_path: Path) -> None:
+    args = ["bench", suite, "--out", str(tmp_path), "--seeds", "2", "--steps", "150"]
+    assert main([*args, "--data", str(DATA / "banking77")]) == 0
+    data = json.loads((tmp_path / f"{suite}.json").read_text())
+    if suite == "intent-continual":
+        assert {"acc", "bwt", "fwt"} <= set(data["metrics"]) and len(data["config"]["R_per_order"]) == 2
+    else:
+        assert data["metrics"]["gap@0"]["mean"] == 0 and data["metrics"]["gap@50"]["mean"] > 0
+    assert (tmp_path / f"{suite}.png").stat().st_size > 10_000
