@@ -21,7 +21,22 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize(
     "args",
-    [[], ["demo"], ["bench"], ["log"], ["log", "stats"], ["log", "export"], ["log", "forget"]],
+    [
+        [],
+        ["demo"],
+        ["bench"],
+        ["log"],
+        ["log", "stats"],
+        ["log", "export"],
+        ["log", "import"],
+        ["log", "forget"],
+        ["state"],
+        ["state", "list"],
+        ["state", "diff"],
+        ["state", "promote"],
+        ["state", "rollback"],
+        ["state", "derived"],
+    ],
 )
 def test_help_everywhere(args: list[str]) -> None:
     result = run(*args, "--help")
@@ -149,3 +164,28 @@ def test_bench_protocol_suites_on_real_data(suite: str, tmp_path: Path) -> None:
     else:
         assert data["metrics"]["gap@0"]["mean"] == 0 and data["metrics"]["gap@50"]["mean"] > 0
     assert (tmp_path / f"{suite}.png").stat().st_size > 10_000
+
+
+def test_state_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from lifelong.experience import Step
+    from lifelong.learners import OnlineSoftmax
+    from lifelong.state import VersionStore
+
+    url = str(tmp_path / "state.db")
+    store, model = VersionStore(url), OnlineSoftmax()
+    for user, text, label in [("ada", "card stolen", "card_lost"), ("bob", "top up failed", "top_up")]:
+        i = Interaction(Scope(user=user), text)
+        model.learn(Step(i, (Feedback.correction(i.id, label),)))
+        store.commit(model, message=f"after {user}")
+    assert main(["state", "promote", url, "OnlineSoftmax", "2"]) == 0
+    assert main(["state", "list", url, "OnlineSoftmax"]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert listing[-2].startswith("  v1") and listing[-1].startswith("* v2") and "after bob" in listing[-1]
+    assert main(["state", "diff", url, "OnlineSoftmax", "1", "2"]) == 0
+    assert "state.classes" in capsys.readouterr().out
+    assert main(["state", "rollback", url, "OnlineSoftmax"]) == 0
+    assert "back to v1" in capsys.readouterr().out
+    assert main(["state", "derived", url, "--user", "bob"]) == 0
+    assert "OnlineSoftmax  weights  first in v2" in capsys.readouterr().out
+    assert main(["state", "list", url, "Nobody"]) == 2
+    assert main(["state", "derived", url]) == 2

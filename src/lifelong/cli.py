@@ -1,4 +1,4 @@
-"""The ``lifelong`` command: ``demo``, ``bench``, ``log``.
+"""The ``lifelong`` command: ``demo``, ``bench``, ``log``, ``state``.
 
 User errors (a :class:`~lifelong.errors.LifelongError`) print one line on stderr and exit with status 2;
 no traceback.
@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from lifelong.errors import InvalidInput, LifelongError
+from lifelong.errors import InvalidInput, LifelongError, NotFound
 from lifelong.experience import ExperienceLog, Scope
+from lifelong.state import VersionStore
 
 
 def _scope(args: argparse.Namespace, *, required: bool = False) -> Scope | None:
@@ -61,6 +63,50 @@ def cmd_log_forget(args: argparse.Namespace) -> int:
     with ExperienceLog(args.url) as log:
         report = log.forget(scope)
     print(f"deleted {report.interactions} interactions and {report.feedback} feedback of {scope}")
+    return 0
+
+
+def cmd_state_list(args: argparse.Namespace) -> int:
+    store = VersionStore(args.url)
+    promoted = store.promoted(args.learner)
+    versions = store.versions(args.learner)
+    if not versions:
+        raise NotFound(f"no versions of learner {args.learner!r} in {args.url}")
+    for v in versions:
+        mark = "*" if promoted is not None and promoted.version == v.version else " "
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(v.created))
+        print(f"{mark} v{v.version}  {when}  updates={v.learner_version}  {v.digest[:12]}  {v.message}")
+    return 0
+
+
+def cmd_state_diff(args: argparse.Namespace) -> int:
+    print(VersionStore(args.url).diff(args.learner, args.a, args.b))
+    return 0
+
+
+def cmd_state_promote(args: argparse.Namespace) -> int:
+    promotion = VersionStore(args.url).promote(args.learner, args.version)
+    print(f"promoted {args.learner} v{promotion.version} (was v{promotion.previous})")
+    return 0
+
+
+def cmd_state_rollback(args: argparse.Namespace) -> int:
+    info = VersionStore(args.url).rollback(args.learner, args.to)
+    print(f"rolled {args.learner} back to v{info.version}")
+    return 0
+
+
+def cmd_state_derived(args: argparse.Namespace) -> int:
+    store = VersionStore(args.url)
+    if args.interaction:
+        derived = store.derived_from(args.interaction)
+    elif args.user:
+        derived = store.derived_from_user(args.user, args.tenant)
+    else:
+        raise InvalidInput("say what to trace: --user U or --interaction ID", field="--user")
+    for d in derived:
+        print(f"{d.learner}  {d.item}  first in v{d.version}")
+    print(f"{len(derived)} learned item(s)")
     return 0
 
 
@@ -134,6 +180,34 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scope_options(forget)
     forget.add_argument("--yes", action="store_true", help="confirm the deletion")
     forget.set_defaults(func=cmd_log_forget)
+    state = sub.add_parser("state", help="versions of learned state: list, diff, promote, roll back, trace")
+    state_sub = state.add_subparsers(dest="state_command", required=True, metavar="ACTION")
+    listing = state_sub.add_parser("list", help="versions of a learner (* = promoted)")
+    listing.add_argument("url", help="version store URL: a file path, sqlite:///PATH or postgresql://...")
+    listing.add_argument("learner", help="learner name, e.g. OnlineSoftmax")
+    listing.set_defaults(func=cmd_state_list)
+    diff = state_sub.add_parser("diff", help="what changed between two versions")
+    diff.add_argument("url")
+    diff.add_argument("learner")
+    diff.add_argument("a", type=int)
+    diff.add_argument("b", type=int)
+    diff.set_defaults(func=cmd_state_diff)
+    promote = state_sub.add_parser("promote", help="serve a version")
+    promote.add_argument("url")
+    promote.add_argument("learner")
+    promote.add_argument("version", type=int)
+    promote.set_defaults(func=cmd_state_promote)
+    rollback = state_sub.add_parser("rollback", help="serve an earlier version again")
+    rollback.add_argument("url")
+    rollback.add_argument("learner")
+    rollback.add_argument("--to", type=int, help="version (default: the one promoted before)")
+    rollback.set_defaults(func=cmd_state_rollback)
+    derived = state_sub.add_parser("derived", help="learned items derived from a user or an interaction")
+    derived.add_argument("url")
+    derived.add_argument("--user")
+    derived.add_argument("--tenant")
+    derived.add_argument("--interaction")
+    derived.set_defaults(func=cmd_state_derived)
     return parser
 
 
