@@ -85,6 +85,8 @@ def test_log_stats_export_import_forget(tmp_path: Path, capsys: pytest.CaptureFi
         (["log", "stats", "postgresql://127.0.0.1:1/nothing"], "cannot reach postgresql://127.0.0.1:1"),
         (["log", "stats", "/no/such/dir/log.db"], "does not exist"),
         (["log", "stats", "mysql://x/y"], "unknown scheme"),
+        (["log", "stats", "."], "is a directory"),
+        (["log", "stats", "not-a-db.txt"], "not a SQLite database"),
         (["log", "forget", "x.db", "--yes"], "--user"),
         (["log", "export", "x.db", "--out", "/no/such/dir/out.jsonl"], "does not exist"),
         (["log", "import", "x.db", "/no/such/file.jsonl"], "no file"),
@@ -92,6 +94,7 @@ def test_log_stats_export_import_forget(tmp_path: Path, capsys: pytest.CaptureFi
     ],
 )
 def test_user_errors_are_one_line(args: list[str], message: str, tmp_path: Path) -> None:
+    (tmp_path / "not-a-db.txt").write_text("hello\n" * 100)
     result = subprocess.run(
         [sys.executable, "-m", "lifelong.cli", *args],
         capture_output=True,

@@ -151,6 +151,6 @@ def test_failed_commit_keeps_provenance(tmp_path: Path) -> None:
     store.db.close()
     (tmp_path / "s.db").unlink()
     (tmp_path / "s.db").mkdir()  # the database file is now a directory: the commit must fail
-    with pytest.raises(Exception):  # noqa: B017 - sqlite's own error
+    with pytest.raises(InvalidInput, match="is a directory"):
         store.commit(model)
     assert len(model.provenance) == 1

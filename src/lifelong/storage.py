@@ -102,10 +102,19 @@ class SQLiteDatabase(Database):
     def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: we issue BEGIN ourselves, so a write takes the lock up front
         # (BEGIN IMMEDIATE) instead of failing when a read transaction tries to upgrade.
-        conn = sqlite3.connect(
-            self.path, timeout=self.lock_timeout, isolation_level=None, check_same_thread=False
-        )
-        self._with_retry(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone())
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=self.lock_timeout, isolation_level=None, check_same_thread=False
+            )
+            self._with_retry(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone())
+        except sqlite3.DatabaseError as exc:  # includes OperationalError
+            if self.path.is_dir():
+                reason = "it is a directory; give a file path"
+            elif self.path.exists():
+                reason = f"it is not a SQLite database ({exc})"
+            else:
+                reason = f"it cannot be created ({exc})"
+            raise InvalidInput(f"cannot open {self.path}: {reason}", field="url") from exc
         conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute(f"PRAGMA busy_timeout={int(self.lock_timeout * 1000)}")
