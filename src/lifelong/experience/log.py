@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -262,77 +262,68 @@ class ExperienceLog:
         if order not in ("interaction", "feedback"):
             raise InvalidInput("must be 'interaction' or 'feedback'", field="order")
         where, params = _filters("i", scope)
-        if order == "interaction":
-            yield from self._replay_interactions(where, params, since, until)
-        else:
-            yield from self._replay_feedback(where, params, since, until)
-
-    def _replay_interactions(
-        self, where: list[str], params: list[Any], since: float | None, until: float | None
-    ) -> Iterator[Step]:
-        where = [*where, *(["i.time >= ?"] if since is not None else [])]
-        params = [*params, *([since] if since is not None else [])]
+        alias = "i" if order == "interaction" else "f"
+        if since is not None:
+            where.append(f"{alias}.time >= ?")
+            params.append(since)
         if until is not None:
-            where.append("i.time < ?")
+            where.append(f"{alias}.time < ?")
             params.append(until)
-        cursor_key: tuple[float, int] | None = None
+        if order == "interaction":
+            select = "SELECT i.time, i.seq, i.id, i.body FROM interactions i"
+
+            def expand(cur: Cursor, rows: list[Any]) -> list[Step]:
+                feedback = self._feedback_of(cur, [r[2] for r in rows], until)
+                return [Step(Interaction.from_dict(json.loads(r[3])), tuple(feedback[r[2]])) for r in rows]
+
+        else:
+            select = (
+                "SELECT f.time, f.seq, i.body, f.body FROM feedback f "
+                "JOIN interactions i ON i.id = f.interaction_id"
+            )
+
+            def expand(cur: Cursor, rows: list[Any]) -> list[Step]:
+                return [
+                    Step(Interaction.from_dict(json.loads(r[2])), (Feedback.from_dict(json.loads(r[3])),))
+                    for r in rows
+                ]
+
+        yield from self._pages(select, alias, where, params, expand)
+
+    def _pages(
+        self,
+        select: str,
+        alias: str,
+        where: list[str],
+        params: list[Any],
+        expand: Callable[[Cursor, list[Any]], list[Step]],
+    ) -> Iterator[Step]:
+        """Keyset pagination on (time, seq): one short read transaction per page of ``PAGE_SIZE`` rows.
+
+        ``select`` must return ``time`` and ``seq`` of ``alias`` as its first two columns.
+        """
+        after: tuple[float, int] | None = None
         while True:
             page_where, page_params = list(where), list(params)
-            if cursor_key is not None:
-                page_where.append("(i.time > ? OR (i.time = ? AND i.seq > ?))")
-                page_params += [cursor_key[0], cursor_key[0], cursor_key[1]]
+            if after is not None:
+                page_where.append(f"({alias}.time > ? OR ({alias}.time = ? AND {alias}.seq > ?))")
+                page_params += [after[0], after[0], after[1]]
             sql = (
-                "SELECT i.time, i.seq, i.id, i.body FROM interactions i"
+                select
                 + (" WHERE " + " AND ".join(page_where) if page_where else "")
-                + f" ORDER BY i.time, i.seq LIMIT {PAGE_SIZE}"
+                + f" ORDER BY {alias}.time, {alias}.seq LIMIT {PAGE_SIZE}"
             )
 
             def read_page(cur: Cursor, sql: str = sql, page_params: list[Any] = page_params) -> Any:
                 cur.execute(sql, page_params)
                 rows = cur.fetchall()
-                return rows, self._feedback_of(cur, [r[2] for r in rows], until)
+                return rows, expand(cur, rows)
 
-            rows, feedback = self.db.run(read_page, write=False)
-            for _, _, iid, body in rows:
-                yield Step(Interaction.from_dict(json.loads(body)), tuple(feedback[iid]))
+            rows, steps = self.db.run(read_page, write=False)
+            yield from steps
             if len(rows) < PAGE_SIZE:
                 return
-            cursor_key = (rows[-1][0], rows[-1][1])
-
-    def _replay_feedback(
-        self, where: list[str], params: list[Any], since: float | None, until: float | None
-    ) -> Iterator[Step]:
-        where, params = list(where), list(params)
-        if since is not None:
-            where.append("f.time >= ?")
-            params.append(since)
-        if until is not None:
-            where.append("f.time < ?")
-            params.append(until)
-        cursor_key: tuple[float, int] | None = None
-        while True:
-            page_where, page_params = list(where), list(params)
-            if cursor_key is not None:
-                page_where.append("(f.time > ? OR (f.time = ? AND f.seq > ?))")
-                page_params += [cursor_key[0], cursor_key[0], cursor_key[1]]
-            sql = (
-                "SELECT f.time, f.seq, i.body, f.body FROM feedback f "
-                "JOIN interactions i ON i.id = f.interaction_id"
-                + (" WHERE " + " AND ".join(page_where) if page_where else "")
-                + f" ORDER BY f.time, f.seq LIMIT {PAGE_SIZE}"
-            )
-
-            def read_page(cur: Cursor, sql: str = sql, page_params: list[Any] = page_params) -> Any:
-                cur.execute(sql, page_params)
-                return cur.fetchall()
-
-            rows = self.db.run(read_page, write=False)
-            for _, _, i_body, f_body in rows:
-                interaction = Interaction.from_dict(json.loads(i_body))
-                yield Step(interaction, (Feedback.from_dict(json.loads(f_body)),))
-            if len(rows) < PAGE_SIZE:
-                return
-            cursor_key = (rows[-1][0], rows[-1][1])
+            after = (rows[-1][0], rows[-1][1])
 
     def _feedback_of(
         self, cur: Cursor, ids: Sequence[str], until: float | None = None
