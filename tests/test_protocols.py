@@ -100,6 +100,7 @@ def test_adaptation_gap_grows_for_the_learner_only() -> None:
     assert result.metrics["gap@60"].mean > 0.5
     assert result.metrics["frozen.gap@60"].mean == 0.0
     assert result.curves["learner"].x == [0.0, 5.0, 20.0, 60.0]
+    assert len(result.timings["seconds_per_seed"]) == 2
 
 
 def test_cold_start_averages_over_users() -> None:

@@ -329,10 +329,15 @@ def adaptation_gap(
     """
     seeds, ks = _check_seeds(seeds), _check_ks(ks)
     perf: dict[str, list[list[float]]] = {"learner": [], "frozen": []}
+    seconds = []
     for seed in seeds:
+        started = time.perf_counter()
         perf["learner"].append(_perf_by_k(make_learner(seed), make_task(seed), seed, ks))
         perf["frozen"].append(_perf_by_k(make_learner(seed).freeze(), make_task(seed), seed, ks))
-    return _by_k_result(name, "adaptation_gap", seeds, ks, perf)
+        seconds.append(time.perf_counter() - started)
+    result = _by_k_result(name, "adaptation_gap", seeds, ks, perf)
+    result.timings["seconds_per_seed"] = seconds
+    return result
 
 
 def cold_start(
@@ -351,7 +356,9 @@ def cold_start(
     """
     seeds, ks = _check_seeds(seeds), _check_ks(ks)
     perf: dict[str, list[list[float]]] = {"learner": [], "frozen": []}
+    seconds = []
     for seed in seeds:
+        started = time.perf_counter()
         tasks = list(make_tasks(seed))
         if not tasks:
             raise InvalidInput("make_tasks returned no users", field="make_tasks")
@@ -362,8 +369,10 @@ def cold_start(
             rows["frozen"].append(_perf_by_k(make_learner(seed).freeze(), task, seed, ks))
         for arm in perf:
             perf[arm].append(np.nanmean(np.asarray(rows[arm]), axis=0).tolist())
+        seconds.append(time.perf_counter() - started)
     result = _by_k_result(name, "cold_start", seeds, ks, perf)
     result.config["users_per_seed"] = len(tasks)
+    result.timings["seconds_per_seed"] = seconds
     return result
 
 
@@ -386,8 +395,9 @@ def continual_matrix(
     if len(tasks) < 2:
         raise InvalidInput("needs at least two tasks", field="tasks")
     t_count = len(tasks)
-    matrices, scores = [], []
+    matrices, scores, seconds = [], [], []
     for seed in orders:
+        started = time.perf_counter()
         order = np.random.default_rng(seed).permutation(t_count).tolist()
         learner = make_learner(seed)
         b = [float(tasks[j][1](learner)) for j in order]
@@ -399,6 +409,7 @@ def continual_matrix(
             r[i] = [float(tasks[jj][1](learner)) for jj in order]
         matrices.append(r)
         scores.append((continual_scores(r, b), float(np.mean(b))))
+        seconds.append(time.perf_counter() - started)
     result = Result(name=name, protocol="continual_matrix", seeds=orders)
     result.add_metric("acc", [s.acc for s, _ in scores])
     result.add_metric("bwt", [s.bwt for s, _ in scores])
@@ -407,4 +418,5 @@ def continual_matrix(
     result.matrices["R (learned order, mean over orders)"] = np.mean(matrices, axis=0).tolist()
     result.config.update(protocol="continual_matrix", tasks=t_count, max_steps=max_steps)
     result.config["R_per_order"] = [m.tolist() for m in matrices]
+    result.timings["seconds_per_order"] = seconds
     return result
