@@ -1,0 +1,181 @@
+"""ELLA and its baselines: derivatives, sparse coding, the basis, revisits, replay, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.linalg import subspace_angles
+
+from lifelong.envs.multitask import MultiTaskData, load_landmine, synthetic_tasks
+from lifelong.errors import InvalidInput, NotFound
+from lifelong.experience import ExperienceLog, Feedback, Interaction, Scope, Step
+from lifelong.learners.ella import ELLA
+from lifelong.learners.multitask import GOMTL, Pooled, SingleTask
+from lifelong.learners.single_task import fit_single_task, gradient, hessian, lasso, objective
+from lifelong.state import digest
+
+LANDMINE = Path(__file__).resolve().parents[2] / "shared" / "data" / "landmine"
+
+
+def finite_differences(f, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:  # type: ignore[no-untyped-def]
+    out = []
+    for i in range(len(x)):
+        e = np.zeros_like(x)
+        e[i] = eps
+        out.append((f(x + e) - f(x - e)) / (2 * eps))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_gradient_and_hessian_match_finite_differences(loss: str, bias: bool) -> None:
+    rng = np.random.default_rng(0)
+    X = np.hstack([rng.normal(size=(40, 4)), np.ones((40, 1))])
+    y = (rng.random(40) < 0.4).astype(float) if loss == "logistic" else rng.normal(size=40)
+    theta = rng.normal(size=5)
+    ridge = 0.3
+    g = gradient(loss, X, y, theta, ridge, bias)  # type: ignore[arg-type]
+    assert np.allclose(
+        g, finite_differences(lambda t: objective(loss, X, y, t, ridge, bias), theta), atol=1e-6
+    )  # type: ignore[arg-type]
+    H = hessian(loss, X, y, theta, ridge, bias)  # type: ignore[arg-type]
+    numeric = finite_differences(lambda t: gradient(loss, X, y, t, ridge, bias), theta)  # type: ignore[arg-type]
+    assert np.allclose(H, numeric.T, atol=1e-5)
+
+
+def test_single_task_optimum_and_D_is_half_the_hessian() -> None:
+    rng = np.random.default_rng(1)
+    X = np.hstack([rng.normal(size=(60, 3)), np.ones((60, 1))])
+    y = X @ np.array([1.0, -2.0, 0.5, 3.0]) + rng.normal(size=60)
+    fit = fit_single_task("squared", X, y, 0.5, True)
+    assert np.allclose(gradient("squared", X, y, fit.theta, 0.5, True), 0, atol=1e-9)
+    # squared loss: D = (XᵀX + ρI')/n — the ½ cancels the 2 of the squared loss's Hessian
+    p = np.array([0.5, 0.5, 0.5, 1e-6])
+    assert np.allclose(fit.D, (X.T @ X + np.diag(p)) / 60)
+    labels = (X[:, 0] + rng.normal(size=60) > 0).astype(float)
+    fit = fit_single_task("logistic", X, labels, 0.5, True)
+    assert np.allclose(gradient("logistic", X, labels, fit.theta, 0.5, True), 0, atol=1e-8)
+    assert np.allclose(fit.D, hessian("logistic", X, labels, fit.theta, 0.5, True) / 2)
+    # the expansion J(θ) ≈ J(θ*) + ‖θ − θ*‖²_D holds near the optimum
+    delta = 1e-3 * rng.normal(size=4)
+    gap = objective("logistic", X, labels, fit.theta + delta, 0.5, True) - objective(
+        "logistic", X, labels, fit.theta, 0.5, True
+    )
+    assert gap == pytest.approx(delta @ fit.D @ delta, rel=1e-2)
+
+
+def test_lasso_scaling_and_optimality() -> None:
+    rng = np.random.default_rng(2)
+    M, t = rng.normal(size=(20, 5)), rng.normal(size=20)
+    mu = 3.0
+    s = lasso(M, t, mu)
+    # KKT for ‖t − Ms‖² + μ‖s‖₁: 2Mᵀ(t − Ms) = μ sign(s) on the support, |·| ≤ μ off it
+    g = 2 * M.T @ (t - M @ s)
+    assert np.allclose(g[s != 0], mu * np.sign(s[s != 0]), atol=1e-6)
+    assert np.all(np.abs(g[s == 0]) <= mu + 1e-6)
+    assert np.allclose(lasso(M, t, 0.0), np.linalg.lstsq(M, t, rcond=None)[0], atol=1e-6)
+    assert not lasso(M, t, 1e6).any()
+
+
+def test_basis_spans_the_true_one() -> None:
+    data, L_true, _ = synthetic_tasks(n_tasks=60, n_features=8, k=3, n_per_task=200, noise=0.1, seed=3)
+    model = ELLA(k=3, loss="squared", mu=1e-3, lam=1e-6, ridge=1e-3)
+    for t in range(data.n_tasks):
+        model.add_task(t, data.X[t], data.y[t])
+    angles = subspace_angles(model.L, L_true)
+    assert np.degrees(angles).max() < 10  # small principal angles: same subspace
+    errors = [
+        np.linalg.norm(
+            model.theta(t)
+            - fit_single_task(
+                "squared", np.hstack([data.X[t], np.ones((200, 1))]), data.y[t], 1e-3, True
+            ).theta
+        )
+        for t in range(5)
+    ]
+    assert max(errors) < 0.5
+
+
+def recompute_A_b(model: ELLA) -> tuple[np.ndarray, np.ndarray]:
+    A = sum(np.kron(np.outer(m.s, m.s), m.D) for m in model.tasks.values())
+    b = sum(np.kron(m.s, m.D @ m.theta) for m in model.tasks.values())
+    return A, b  # type: ignore[return-value]
+
+
+def test_incremental_A_b_equal_recomputation_after_revisits() -> None:
+    data, _, _ = synthetic_tasks(n_tasks=12, n_features=5, k=3, n_per_task=40, seed=4)
+    model = ELLA(k=3, loss="squared", mu=0.01, lam=1e-4, ridge=0.1)
+    for t in range(12):
+        model.add_task(t, data.X[t][:20], data.y[t][:20])
+    for t, rows in ((3, slice(20, 30)), (7, slice(20, 30)), (3, slice(30, 40))):  # tasks come back
+        model.add_task(t, data.X[t][rows], data.y[t][rows])
+    A, b = recompute_A_b(model)
+    assert np.allclose(model.A, A) and np.allclose(model.b, b)
+    assert model.T == 12 and model.tasks["3"].n == 40 and model.tasks["7"].n == 30
+    # the basis is the closed form of eq. 6 given A and b
+    L = np.linalg.solve(A / 12 + model.lam * np.eye(A.shape[0]), b / 12).reshape(model.L.shape, order="F")
+    assert np.allclose(model.L, L)
+
+
+def test_replaying_the_log_rebuilds_the_same_basis(tmp_path: Path) -> None:
+    data, _, _ = synthetic_tasks(n_tasks=8, n_features=4, k=2, n_per_task=30, seed=5)
+    log = ExperienceLog(tmp_path / "log.db")
+    online = ELLA(k=2, loss="squared", mu=0.01, lam=1e-3)
+    for t in [0, 1, 2, 3, 4, 5, 6, 7, 2]:
+        rows = slice(0, 15) if t != 2 or "2" not in online.tasks else slice(15, 30)
+        i = Interaction(Scope(tenant="ella"), {"task": t, "X": data.X[t][rows]}, None)
+        fb = Feedback.correction(i.id, data.y[t][rows].tolist())
+        log.append_many([i, fb])
+        online.learn(Step(i, (fb,)))
+    rebuilt = ELLA(k=2, loss="squared", mu=0.01, lam=1e-3)
+    rebuilt.learn_many(log.replay(Scope(tenant="ella")))
+    assert digest(rebuilt.state_dict()) == digest(online.state_dict())
+    copy = ELLA()
+    copy.load_state_dict(online.state_dict())
+    x = data.X[2][:3].tolist()
+    assert copy.predict({"task": 2, "X": x}) == online.predict({"task": 2, "X": x})
+    assert isinstance(online.predict({"task": 2, "x": x[0]}), float)
+
+
+def test_bad_inputs_raise_invalid_input() -> None:
+    X, y = np.ones((5, 3)), np.array([0, 1, 0, 1, 1.0])
+    with pytest.raises(InvalidInput, match="features"):
+        MultiTaskData([X, np.ones((5, 4))], [y, y], "logistic")
+    with pytest.raises(InvalidInput, match="NaN"):
+        MultiTaskData([np.full((5, 3), np.nan)], [y], "logistic")
+    with pytest.raises(InvalidInput, match="empty"):
+        MultiTaskData([np.ones((0, 3))], [np.ones(0)], "logistic")
+    with pytest.raises(InvalidInput, match="0 or 1"):
+        MultiTaskData([X], [y * 2], "logistic")
+    model = ELLA(k=2)
+    model.add_task(0, X, y)
+    with pytest.raises(InvalidInput):
+        model.add_task(1, np.ones((5, 4)), y)
+    with pytest.raises(InvalidInput):
+        model.add_task(1, X, y * 3)
+    with pytest.raises(InvalidInput):
+        model.add_task(1, np.full((5, 3), np.inf), y)
+    with pytest.raises(InvalidInput):
+        model.add_task(1, np.ones((0, 3)), np.ones(0))
+    with pytest.raises(NotFound):
+        model.predict_task(9, X)
+    for bad in ({"k": 0}, {"mu": -1.0}, {"lam": float("nan")}, {"loss": "hinge"}, {"init": "zeros"}):
+        with pytest.raises(InvalidInput):
+            ELLA(**bad)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput):
+        model.predict({"X": [[1, 2, 3]]})
+
+
+@pytest.mark.skipif(not (LANDMINE / "landminedata.mat").is_file(), reason=f"no land mine data in {LANDMINE}")
+def test_landmine_loader_and_baselines_run() -> None:
+    data = load_landmine(LANDMINE)
+    assert data.n_tasks == 29 and data.n_features == 9 and sum(len(y) for y in data.y) == 14820
+    small = data.subset([np.arange(60) for _ in range(29)])
+    for model in (SingleTask(), Pooled(), GOMTL(k=2, max_iter=3)):
+        model.fit(small)
+        p = model.predict_task(0, data.X[0][:5])
+        assert p.shape == (5,) and np.all((p >= 0) & (p <= 1))
+    with pytest.raises(NotFound):
+        load_landmine(LANDMINE.parent / "nowhere")
