@@ -179,3 +179,21 @@ def test_landmine_loader_and_baselines_run() -> None:
         assert p.shape == (5,) and np.all((p >= 0) & (p <= 1))
     with pytest.raises(NotFound):
         load_landmine(LANDMINE.parent / "nowhere")
+
+
+def test_benchmark_protocol_json(tmp_path: Path) -> None:
+    from lifelong.bench_ella import compare
+
+    data, _, _ = synthetic_tasks(n_tasks=8, n_features=4, k=2, n_per_task=40, seed=6)
+    result = compare(data, 2, name="tiny", progress=False)
+    result.save(tmp_path, "ella")
+    saved = __import__("json").loads((tmp_path / "ella.json").read_text())
+    assert saved["speedup_vs_gomtl"] > 0
+    for method in ("ella", "gomtl", "stl", "pooled"):
+        entry = saved["methods"][method]
+        assert entry["metric"] == "rmse" and entry["train_seconds"] > 0 and len(entry["per_split"]) == 2
+        assert entry["mean"] > 0 and entry["std"] >= 0
+    # ELLA and GO-MTL share the basis structure the data was drawn from: both beat one pooled model
+    assert saved["methods"]["ella"]["mean"] < saved["methods"]["pooled"]["mean"]
+    assert len(saved["curves"]["ELLA: tasks seen so far"]["x"]) == 8
+    assert (tmp_path / "ella.png").stat().st_size > 10_000

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from lifelong import bench_ella
 from lifelong.data import load_banking77
 from lifelong.envs.intent_stream import IntentStream, accuracy_probe
 from lifelong.errors import InvalidInput
@@ -148,6 +149,18 @@ SUITES: dict[str, Suite] = {
     ),
     "intent-continual": Suite(
         "BANKING77 as 5 sequential tasks: continual matrix R with ACC/BWT/FWT", intent_continual
+    ),
+    "ella": Suite(
+        "land mine (29 tasks): ELLA vs batch GO-MTL vs STL vs pooled, AUC and training time (paper Table 1)",
+        lambda args: bench_ella.ella_landmine(args),
+    ),
+    "ella-synthetic": Suite(
+        "synthetic regression (100 tasks, k=6): ELLA vs GO-MTL vs STL vs pooled, RMSE and time",
+        lambda args: bench_ella.ella_synthetic(args),
+    ),
+    "ella-scale": Suite(
+        "ELLA on 10,000 synthetic tasks (--steps to change): time per new task and memory",
+        lambda args: bench_ella.ella_scale(args),
     ),
     "intent-adaptation": Suite(
         "BANKING77: adaptation gap G(k) on 10 unseen intents after learning the other 67",

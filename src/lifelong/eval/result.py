@@ -103,6 +103,8 @@ class Result:
     timings: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, Any] = field(default_factory=lambda: environment_versions())
     created: float = field(default_factory=time.time)
+    #: Suite-specific top-level JSON fields (e.g. ``speedup_vs_gomtl``); they never replace the ones above.
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def add_metric(self, name: str, per_seed: list[float]) -> None:
         self.metrics[name] = Stat([float(v) for v in per_seed])
@@ -126,6 +128,8 @@ class Result:
                 "created": self.created,
             }
         )
+        for key, value in _finite(self.extra).items():
+            data.setdefault(key, value)
         return data
 
     @classmethod
@@ -144,6 +148,7 @@ class Result:
             timings=dict(data.get("timings", {})),
             versions=dict(data.get("versions", {})),
             created=float(data.get("created", 0.0)),
+            extra={k: v for k, v in data.items() if k not in _FIELDS},
         )
 
     def save_json(self, path: str | Path) -> Path:
@@ -178,6 +183,20 @@ class Result:
         width = max((len(k) for k in self.metrics), default=0)
         lines += [f"  {name:<{width}}  {stat}" for name, stat in self.metrics.items()]
         return "\n".join(lines)
+
+
+_FIELDS = {
+    "name",
+    "protocol",
+    "seeds",
+    "config",
+    "metrics",
+    "curves",
+    "matrices",
+    "timings",
+    "versions",
+    "created",
+}
 
 
 def merge_results(base: Result, other: Result, prefix: str) -> Result:

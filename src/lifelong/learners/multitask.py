@@ -107,7 +107,7 @@ class GOMTL(_TaskLinearModel):
         ridge: float = math.exp(-5),
         bias: bool = True,
         tol: float = 1e-6,
-        max_iter: int = 200,
+        max_iter: int = 1000,
     ) -> None:
         super().__init__()
         if k < 1:
