@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
-import tracemalloc
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -163,39 +163,53 @@ def ella_synthetic(args: argparse.Namespace) -> Result:
 
 
 def ella_scale(args: argparse.Namespace) -> Result:
-    """10,000 synthetic tasks fed one by one: time per new task and traced memory, by window."""
+    """10,000 synthetic tasks fed one by one: time per new task, ELLA's state size and the process RSS."""
     n_tasks = args.steps or 10_000
     data, _, _ = synthetic_tasks(n_tasks=n_tasks, n_per_task=50, seed=7)
     window = max(1, n_tasks // 20)
-    results = Result(name=f"ella scale ({n_tasks} tasks)", protocol="scale", seeds=[0])
+    result = Result(name=f"ella scale ({n_tasks} tasks)", protocol="scale", seeds=[0])
     model = ELLA(k=6, loss="squared", mu=E(-6), lam=E(-10), ridge=E(-5), keep_data=False)
     times: list[float] = []
-    memory: list[float] = []
-    tracemalloc.start()
+    shared_kib, per_task_kib, rss_mib = [], [], []
     for t in range(n_tasks):
         started = time.perf_counter()
         model.add_task(t, data.X[t], data.y[t])
         times.append(time.perf_counter() - started)
         if (t + 1) % window == 0:
-            memory.append(tracemalloc.get_traced_memory()[0] / 2**20)
+            shared = model.L.nbytes + model.A.nbytes + model.b.nbytes
+            tasks = sum(m.theta.nbytes + m.D.nbytes + m.s.nbytes for m in model.tasks.values())
+            shared_kib.append(shared / 1024)
+            per_task_kib.append(tasks / 1024 / (t + 1))
+            rss_mib.append(_rss_mib())
             print(
-                f"tasks {t + 1:>6}: {1000 * np.mean(times[-window:]):.3f} ms per new task, "
-                f"traced memory {memory[-1]:.1f} MiB",
+                f"tasks {t + 1:>6}: {1000 * np.mean(times[-window:]):.3f} ms per new task; basis L, A, b "
+                f"{shared_kib[-1]:.1f} KiB; per task {per_task_kib[-1]:.2f} KiB; "
+                f"process RSS {rss_mib[-1]:.0f} MiB",
                 flush=True,
             )
-    tracemalloc.stop()
-    x = [float((i + 1) * window) for i in range(len(memory))]
-    per_window = [1000 * float(np.mean(times[i * window : (i + 1) * window])) for i in range(len(memory))]
-    results.curves["ms per new task"] = Curve(
+    x = [float((i + 1) * window) for i in range(len(rss_mib))]
+    per_window = [1000 * float(np.mean(times[i * window : (i + 1) * window])) for i in range(len(rss_mib))]
+    result.curves["ms per new task"] = Curve(
         x, [per_window], kind="time", xlabel="tasks learned", ylabel="ms per new task"
     )
-    results.curves["traced memory (MiB)"] = Curve(
-        x, [memory], kind="memory", xlabel="tasks learned", ylabel="MiB"
+    result.curves["process RSS (MiB)"] = Curve(
+        x, [rss_mib], kind="memory", xlabel="tasks learned", ylabel="MiB"
     )
-    results.add_metric("ms_per_task_first_window", [per_window[0]])
-    results.add_metric("ms_per_task_last_window", [per_window[-1]])
-    results.add_metric(
-        "memory_mib_per_1000_tasks", [1000 * (memory[-1] - memory[0]) / max(1.0, x[-1] - x[0])]
-    )
-    results.config.update(tasks=n_tasks, window=window, k=6, features=12, n_per_task=50, keep_data=False)
-    return results
+    result.add_metric("ms_per_task_first_window", [per_window[0]])
+    result.add_metric("ms_per_task_last_window", [per_window[-1]])
+    result.add_metric("shared_state_kib", [shared_kib[-1]])
+    result.add_metric("state_kib_per_task", [per_task_kib[-1]])
+    result.config.update(tasks=n_tasks, window=window, k=6, features=12, n_per_task=50, keep_data=False)
+    result.config["ms_per_new_task_by_window"] = per_window
+    return result
+
+
+def _rss_mib() -> float:
+    """Resident memory of this process (Linux /proc; NaN elsewhere)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        return math.nan
+    import os
+
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
