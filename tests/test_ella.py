@@ -132,8 +132,9 @@ def test_replaying_the_log_rebuilds_the_same_basis(tmp_path: Path) -> None:
     rebuilt = ELLA(k=2, loss="squared", mu=0.01, lam=1e-3)
     rebuilt.learn_many(log.replay(Scope(tenant="ella")))
     assert digest(rebuilt.state_dict()) == digest(online.state_dict())
-    copy = ELLA()
+    copy = ELLA().freeze()
     copy.load_state_dict(online.state_dict())
+    assert copy.frozen and copy.version == online.version and copy.k == 2 and copy.loss == "squared"
     x = data.X[2][:3].tolist()
     assert copy.predict({"task": 2, "X": x}) == online.predict({"task": 2, "X": x})
     assert isinstance(online.predict({"task": 2, "x": x[0]}), float)

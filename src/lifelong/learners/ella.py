@@ -98,6 +98,21 @@ class ELLA(Predictor):
         seed: int = 0,
     ) -> None:
         super().__init__()
+        self._configure(k, loss, mu, lam, ridge, bias, init, keep_data, seed)
+
+    def _configure(
+        self,
+        k: int,
+        loss: Loss,
+        mu: float,
+        lam: float,
+        ridge: float,
+        bias: bool,
+        init: Init,
+        keep_data: bool,
+        seed: int,
+    ) -> None:
+        """Validate and set the hyper-parameters, and empty the learned state."""
         if not isinstance(k, int) or k < 1:
             raise InvalidInput(f"must be an int >= 1, got {k!r}", field="k")
         for name, value in (("mu", mu), ("lam", lam), ("ridge", ridge)):
@@ -276,7 +291,18 @@ class ELLA(Predictor):
         }
 
     def _set_state(self, state: dict[str, Any]) -> None:
-        self.__init__(**state["config"])  # type: ignore[misc]
+        c = state["config"]
+        self._configure(
+            int(c["k"]),
+            c["loss"],
+            c["mu"],
+            c["lam"],
+            c["ridge"],
+            c["bias"],
+            c["init"],
+            c["keep_data"],
+            c["seed"],
+        )
         self.d = None if state["d"] is None else int(state["d"])
         self.L, self.A, self.b = np.array(state["L"]), np.array(state["A"]), np.array(state["b"])
         self._updates = int(state["updates"])
