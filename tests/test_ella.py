@@ -84,6 +84,9 @@ def test_basis_spans_the_true_one() -> None:
     model = ELLA(k=3, loss="squared", mu=1e-3, lam=1e-6, ridge=1e-3)
     for t in range(data.n_tasks):
         model.add_task(t, data.X[t], data.y[t])
+    ids, S = model.codes()
+    assert ids[:3] == ["0", "1", "2"] and S.shape == (3, 60)
+    assert np.allclose(model.L @ S[:, 10], model.theta(10))
     angles = subspace_angles(model.L, L_true)
     assert np.degrees(angles).max() < 10  # small principal angles: same subspace
     errors = [

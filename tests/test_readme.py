@@ -31,3 +31,14 @@ def test_ci_runs_the_readme_commands() -> None:
         head = command.split(" && lifelong demo")[0]
         assert head in ci, f"CI does not run: {head}"
     assert os.access(ROOT / ".ci" / "run", os.X_OK)
+
+
+@pytest.mark.parametrize("page", ["learners.md", "ella.md"])
+def test_docs_examples_run(page: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = (ROOT / "docs" / page).read_text(encoding="utf-8")
+    code = re.search(r"```python\n(.*?)```", text, re.S)
+    assert code, f"docs/{page} has no Python example"
+    if "landmine" in code.group(1) and not (ROOT.parent / "shared" / "data" / "landmine").is_dir():
+        pytest.skip("the land mine data is not beside the checkout")
+    monkeypatch.chdir(ROOT)
+    exec(compile(code.group(1), page, "exec"), {})

@@ -225,6 +225,12 @@ class ELLA(Predictor):
             self.L[:, dead] = rng.normal(size=(self.d, len(dead)))
         self._updates += 1
 
+    def codes(self) -> tuple[list[str], np.ndarray]:
+        """The task ids in the order learned and their codes as the columns of S (k × T)."""
+        ids = list(self.tasks)
+        S = np.column_stack([self.tasks[t].s for t in ids]) if ids else np.zeros((self.k, 0))
+        return ids, S
+
     # -- prediction ---------------------------------------------------------------------------------
     def theta(self, task: Any) -> np.ndarray:
         """θ_t = L s_t with the current basis."""
