@@ -26,6 +26,8 @@ from lifelong.learners.multitask import GOMTL, Pooled, SingleTask
 
 E = math.exp
 RIDGES = [E(-8), E(-5), E(-2), 1.0, E(2)]
+#: The hyper-parameters of the objective (eq. 1) that GO-MTL shares with ELLA.
+SHARED_WITH_GOMTL = ("k", "mu", "lam", "ridge")
 
 
 def ella_grid(n_tasks: int) -> list[dict[str, Any]]:
@@ -82,7 +84,7 @@ def compare(data: MultiTaskData, n_splits: int, *, name: str, progress: bool = T
 
         # GO-MTL optimises the same objective (eq. 1), so it gets ELLA's selected k, μ, λ, ridge.
         for method, model in (
-            ("gomtl", GOMTL(loss=data.loss, **choice.params)),
+            ("gomtl", GOMTL(loss=data.loss, **{p: choice.params[p] for p in SHARED_WITH_GOMTL})),
             ("stl", SingleTask(loss=data.loss, **stl_choice.params)),
             ("pooled", Pooled(loss=data.loss, **pooled_choice.params)),
         ):
