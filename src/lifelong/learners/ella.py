@@ -40,7 +40,16 @@ import numpy as np
 from lifelong.errors import InvalidInput, NotFound
 from lifelong.experience.records import JSON, Scope, Step
 from lifelong.learners.base import Predictor
-from lifelong.learners.single_task import Loss, fit_single_task, lasso, sigmoid, sqrt_psd
+from lifelong.learners.single_task import (
+    DEFAULT_LAM,
+    DEFAULT_MU,
+    DEFAULT_RIDGE,
+    Loss,
+    fit_single_task,
+    lasso,
+    sigmoid,
+    sqrt_psd,
+)
 
 Init = Literal["first_tasks", "random"]
 
@@ -89,9 +98,9 @@ class ELLA(Predictor):
         k: int = 2,
         *,
         loss: Loss = "logistic",
-        mu: float = math.exp(-12),
-        lam: float = math.exp(-10),
-        ridge: float = math.exp(-5),
+        mu: float = DEFAULT_MU,
+        lam: float = DEFAULT_LAM,
+        ridge: float = DEFAULT_RIDGE,
         bias: bool = True,
         init: Init = "first_tasks",
         keep_data: bool = True,

@@ -25,6 +25,9 @@ import numpy as np
 from lifelong.envs.multitask import MultiTaskData
 from lifelong.errors import InvalidInput, NotFound
 from lifelong.learners.single_task import (
+    DEFAULT_LAM,
+    DEFAULT_MU,
+    DEFAULT_RIDGE,
     Loss,
     fit_single_task,
     gradient,
@@ -65,7 +68,7 @@ class _TaskLinearModel:
 class SingleTask(_TaskLinearModel):
     """STL: one ridge-regularised model per task, fitted on that task alone."""
 
-    def __init__(self, *, loss: Loss = "logistic", ridge: float = math.exp(-5), bias: bool = True) -> None:
+    def __init__(self, *, loss: Loss = "logistic", ridge: float = DEFAULT_RIDGE, bias: bool = True) -> None:
         super().__init__()
         self.loss, self.ridge, self.bias = loss, ridge, bias
 
@@ -78,7 +81,7 @@ class SingleTask(_TaskLinearModel):
 class Pooled(_TaskLinearModel):
     """One model for all tasks, fitted on their pooled data."""
 
-    def __init__(self, *, loss: Loss = "logistic", ridge: float = math.exp(-5), bias: bool = True) -> None:
+    def __init__(self, *, loss: Loss = "logistic", ridge: float = DEFAULT_RIDGE, bias: bool = True) -> None:
         super().__init__()
         self.loss, self.ridge, self.bias = loss, ridge, bias
 
@@ -102,9 +105,9 @@ class GOMTL(_TaskLinearModel):
         k: int = 2,
         *,
         loss: Loss = "logistic",
-        mu: float = math.exp(-12),
-        lam: float = math.exp(-10),
-        ridge: float = math.exp(-5),
+        mu: float = DEFAULT_MU,
+        lam: float = DEFAULT_LAM,
+        ridge: float = DEFAULT_RIDGE,
         bias: bool = True,
         tol: float = 1e-6,
         max_iter: int = 1000,

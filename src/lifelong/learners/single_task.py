@@ -16,6 +16,7 @@ J(θ) ≈ J(θ*) + ‖θ − θ*‖²_D: the second-order expansion ELLA uses (e
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -24,6 +25,10 @@ import numpy as np
 from lifelong.errors import InvalidInput
 
 Loss = Literal["squared", "logistic"]
+#: Defaults of μ, λ and the single-task ridge ρ: the settings of the ELLA authors' land mine demo.
+DEFAULT_MU = math.exp(-12)
+DEFAULT_LAM = math.exp(-10)
+DEFAULT_RIDGE = math.exp(-5)
 #: A tiny ridge on the bias so a task whose labels are all one class still has a finite optimum.
 BIAS_RIDGE = 1e-6
 
