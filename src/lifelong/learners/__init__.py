@@ -2,15 +2,19 @@
 
 from lifelong.learners.base import Learner, Link, Predictor, Provenance, replay_into
 from lifelong.learners.ella import ELLA
+from lifelong.learners.factorization import StreamingFactorization
+from lifelong.learners.id_table import IdTable
 from lifelong.learners.linear import HashedText, OnlineSoftmax
 
 __all__ = [
     "ELLA",
     "HashedText",
+    "IdTable",
     "Learner",
     "Link",
     "OnlineSoftmax",
     "Predictor",
     "Provenance",
+    "StreamingFactorization",
     "replay_into",
 ]

@@ -1,0 +1,142 @@
+"""Collision-free id → row tables for per-user and per-item parameters (fast weights).
+
+Hashing ids into a fixed table makes unrelated users share rows; Monolith (Liu et al., 2022, §2.1) keeps
+a collision-free table instead, admits an id only after it has been seen a few times (rare ids would
+waste memory and train noise) and expires ids that have not been seen for a while. :class:`IdTable` does
+the same for NumPy parameter rows:
+
+- ``row(id, now)`` counts a sighting and returns the id's row once it has been seen ``min_count`` times
+  (None before: the caller falls back to a shared default);
+- rows are recycled through a free list, and the arrays registered with the table grow by doubling, so a
+  new id costs amortised O(1);
+- ``expire(now)`` evicts ids unseen for more than ``ttl`` seconds and zeroes their rows;
+- ``remove(id)`` forgets one id (a user's right to be forgotten).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from lifelong.errors import InvalidInput
+
+
+class IdTable:
+    """Maps string ids to rows of the arrays registered with :meth:`register`."""
+
+    def __init__(self, *, min_count: int = 1, ttl: float = math.inf, capacity: int = 64) -> None:
+        if min_count < 1:
+            raise InvalidInput(f"must be >= 1, got {min_count}", field="min_count")
+        if not ttl > 0:
+            raise InvalidInput(f"must be > 0 seconds, got {ttl}", field="ttl")
+        self.min_count, self.ttl = int(min_count), float(ttl)
+        self.rows: dict[str, int] = {}
+        self.last_seen: dict[str, float] = {}
+        self.pending: dict[str, int] = {}  # sightings of ids not yet admitted
+        self.free: list[int] = []
+        self.capacity = max(1, int(capacity))
+        self.arrays: dict[str, np.ndarray] = {}
+        self._fill: dict[str, float] = {}
+
+    def register(self, name: str, columns: int, fill: float = 0.0) -> None:
+        """Add a parameter array with one row per id (``columns`` wide, 0 for a vector).
+
+        Growing replaces the arrays: always reach them through ``table.arrays[name]``.
+        """
+        shape = (self.capacity,) if columns == 0 else (self.capacity, columns)
+        self.arrays[name] = np.full(shape, fill, dtype=np.float64)
+        self._fill[name] = fill
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.rows
+
+    def get(self, key: str) -> int | None:
+        """The row of an admitted id, without counting a sighting."""
+        return self.rows.get(key)
+
+    def row(self, key: str, now: float) -> int | None:
+        """Count a sighting of ``key`` at time ``now``; its row once admitted, else None."""
+        row = self.rows.get(key)
+        if row is not None:
+            self.last_seen[key] = now
+            return row
+        seen = self.pending.get(key, 0) + 1
+        if seen < self.min_count:
+            self.pending[key] = seen
+            return None
+        self.pending.pop(key, None)
+        return self._admit(key, now)
+
+    def _admit(self, key: str, now: float) -> int:
+        if self.free:
+            row = self.free.pop()
+        else:
+            row = len(self.rows)
+            if row >= self.capacity:
+                self._grow(2 * self.capacity)
+        self.rows[key] = row
+        self.last_seen[key] = now
+        return row
+
+    def _grow(self, capacity: int) -> None:
+        for name, array in self.arrays.items():
+            grown = np.full((capacity, *array.shape[1:]), self._fill[name], dtype=array.dtype)
+            grown[: len(array)] = array
+            self.arrays[name] = grown
+        self.capacity = capacity
+
+    def remove(self, key: str) -> bool:
+        """Forget ``key``: its row is reset and recycled. True if it was admitted."""
+        self.pending.pop(key, None)
+        row = self.rows.pop(key, None)
+        if row is None:
+            return False
+        self.last_seen.pop(key, None)
+        for name, array in self.arrays.items():
+            array[row] = self._fill[name]
+        self.free.append(row)
+        return True
+
+    def expire(self, now: float) -> list[str]:
+        """Evict every id unseen for more than ``ttl`` seconds; returns them."""
+        if math.isinf(self.ttl):
+            return []
+        old = [key for key, seen in self.last_seen.items() if now - seen > self.ttl]
+        for key in old:
+            self.remove(key)
+        return old
+
+    def active_rows(self) -> np.ndarray:
+        return np.fromiter(self.rows.values(), dtype=np.int64, count=len(self.rows))
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "min_count": self.min_count,
+            "ttl": None if math.isinf(self.ttl) else self.ttl,
+            "capacity": self.capacity,
+            "rows": dict(self.rows),
+            "last_seen": dict(self.last_seen),
+            "pending": dict(self.pending),
+            "free": list(self.free),
+            "arrays": {name: array.copy() for name, array in self.arrays.items()},
+            "fill": dict(self._fill),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> IdTable:
+        table = cls(
+            min_count=int(state["min_count"]), ttl=math.inf if state["ttl"] is None else float(state["ttl"])
+        )
+        table.capacity = int(state["capacity"])
+        table.rows = {str(k): int(v) for k, v in state["rows"].items()}
+        table.last_seen = {str(k): float(v) for k, v in state["last_seen"].items()}
+        table.pending = {str(k): int(v) for k, v in state["pending"].items()}
+        table.free = [int(r) for r in state["free"]]
+        table.arrays = {name: np.array(array) for name, array in state["arrays"].items()}
+        table._fill = {name: float(v) for name, v in state["fill"].items()}
+        return table
