@@ -107,3 +107,34 @@ def test_replay_and_state_round_trip() -> None:
         a.predict({"user": "x"})
     with pytest.raises(InvalidInput):
         StreamingFactorization(dim=0)
+
+
+def rated(item: str, rating: float, t: float, user: str = "u") -> Step:
+    x = Interaction(Scope(user=user), {"user": user, "item": item}, None, time=t)
+    return Step(x, (Feedback.rating(x.id, rating),))
+
+
+def test_popularity_counts_positives_with_decay() -> None:
+    from lifelong.learners.popularity import Popularity
+
+    plain = Popularity()
+    decayed = Popularity(half_life=10.0)
+    events = [
+        rated("old", 5, 0),
+        rated("old", 5, 1),
+        rated("old", 4, 2),
+        rated("new", 5, 40),
+        rated("new", 5, 41),
+    ]
+    events.append(rated("bad", 1, 42))  # not positive: never ranked
+    for model in (plain, decayed):
+        model.learn_many(events)
+    assert plain.rank(k=3) == ["old", "new"]
+    assert decayed.rank(k=3) == ["new", "old"]  # three old positives decayed by ~2^-4 each
+    assert decayed.predict({"item": "old"}) == pytest.approx(sum(2 ** (-(42 - t) / 10) for t in (0, 1, 2)))
+    assert plain.rank(k=3, exclude=["old"]) == ["new"]
+    copy = Popularity(half_life=1.0)
+    copy.load_state_dict(decayed.state_dict())
+    assert copy.rank() == decayed.rank() and copy.half_life == 10.0
+    with pytest.raises(InvalidInput):
+        Popularity(half_life=0)

@@ -5,6 +5,7 @@ from lifelong.learners.ella import ELLA
 from lifelong.learners.factorization import StreamingFactorization
 from lifelong.learners.id_table import IdTable
 from lifelong.learners.linear import HashedText, OnlineSoftmax
+from lifelong.learners.popularity import Popularity
 
 __all__ = [
     "ELLA",
@@ -13,6 +14,7 @@ __all__ = [
     "Learner",
     "Link",
     "OnlineSoftmax",
+    "Popularity",
     "Predictor",
     "Provenance",
     "StreamingFactorization",
