@@ -79,3 +79,19 @@ def test_simulated_users_are_reproducible_and_report_regret_info() -> None:
     for _ in range(20):
         obs, _, _, _, info = env.step(int(oracle[obs["user"]]))
         assert info["expected_reward"] == info["best_reward"]
+
+
+@pytest.mark.skipif(not (ML100K / "u.data").is_file(), reason=f"MovieLens 100K not found in {ML100K}")
+def test_prequential_replay_on_movielens() -> None:
+    from lifelong.eval.recsys import replay
+    from lifelong.learners import Popularity, StreamingFactorization
+
+    data = load_movielens(ML100K)
+    learning = replay(StreamingFactorization(dim=8), data, n_events=4000).summary()
+    warm = StreamingFactorization(dim=8)
+    replay(warm, data, n_events=500)
+    frozen = replay(warm.freeze(), data, n_events=4000).summary()
+    assert learning["rmse"] < frozen["rmse"]  # the same stream, with and without learning after 500 events
+    popularity = replay(Popularity(), data, n_events=4000, predicts_ratings=False).summary()
+    assert 0 < popularity["hr_at_k"] < 1 and 0 < popularity["ndcg_at_k"] <= popularity["hr_at_k"]
+    assert np.isnan(popularity["rmse"]) and learning["events_per_second"] > 1000
