@@ -139,6 +139,8 @@ def test_provenance_by_interaction_and_user(store: VersionStore) -> None:
     assert [(d.item, d.version) for d in store.derived_from(b.id)] == [("weights", 2)]
     assert [d.interaction_id for d in store.derived_from_user("bob")] == [b.id]
     assert store.derived_from_user("carol") == []
+    assert [d.user for d in store.derived_from_scope(Scope(user="bob"))] == ["bob"]
+    assert {d.interaction_id for d in store.derived_from_scope(Scope())} <= {a.id, b.id}
     assert set(store.links_of(model.name, "weights")) == {a.id, b.id}
     assert store.forget_provenance(Scope(user="ada")) == 1
     assert store.derived_from_user("ada") == []

@@ -111,9 +111,6 @@ class IdTable:
             self.remove(key)
         return old
 
-    def active_rows(self) -> np.ndarray:
-        return np.fromiter(self.rows.values(), dtype=np.int64, count=len(self.rows))
-
     def state(self) -> dict[str, Any]:
         return {
             "min_count": self.min_count,
