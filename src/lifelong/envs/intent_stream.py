@@ -48,6 +48,7 @@ class IntentStream(Env[str, str | None]):
         self.limit = min(limit, len(texts)) if limit is not None else len(texts)
         self.scope = scope or Scope(tenant="intents")
         self._order: np.ndarray = np.arange(len(texts))
+        self._rng = np.random.default_rng()
         self._t = 0
 
     @classmethod
@@ -64,7 +65,9 @@ class IntentStream(Env[str, str | None]):
         return self.limit
 
     def reset(self, *, seed: int | None = None) -> tuple[str, dict[str, Any]]:
-        self._order = np.random.default_rng(seed).permutation(len(self.texts))[: self.limit]
+        if seed is not None:  # gymnasium's rule: without a seed, carry on with the same generator
+            self._rng = np.random.default_rng(seed)
+        self._order = self._rng.permutation(len(self.texts))[: self.limit]
         self._t = 0
         return self._current(), {"scope": self.scope}
 

@@ -165,7 +165,8 @@ class SimulatedUsers(Env[dict[str, Any], int]):
         self._user = 0
 
     def reset(self, *, seed: int | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-        self._rng = np.random.default_rng(seed)
+        if seed is not None:  # gymnasium's rule: without a seed, carry on with the same generator
+            self._rng = np.random.default_rng(seed)
         self._t = 0
         return self._arrive(), {"scope": self._scope()}
 

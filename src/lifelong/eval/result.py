@@ -1,6 +1,16 @@
 """What a protocol returns: curves and metrics over seeds, with the config, versions and timings.
 
-A :class:`Result` saves as a JSON file (finite numbers only; NaN becomes null) and a PNG plot.
+A :class:`Result` saves as a JSON file (finite numbers only: NaN and infinities become null, and come
+back as NaN) and a PNG plot (:mod:`lifelong.eval.plots`).
+
+>>> r = Result("demo", "prequential", seeds=[0, 1])
+>>> r.add_metric("final_window", [0.8, 0.9])
+>>> r.curves["learner"] = Curve([100.0, 200.0], [[0.5, 0.8], [0.6, 0.9]])
+>>> r.to_dict()["curves"]["learner"]["mean"]
+[0.55, 0.8500000000000001]
+>>> print(r.summary())
+demo (prequential, 2 seed(s))
+  final_window  0.85 ± 0.071
 """
 
 from __future__ import annotations
@@ -13,12 +23,13 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from lifelong.errors import InvalidInput
+from lifelong.errors import InvalidInput, NotFound
 from lifelong.eval.metrics import mean_std
 
 
@@ -28,11 +39,13 @@ class Curve:
 
     x: list[float]
     per_seed: list[list[float]]
-    kind: str = "score"  # curves of one kind share a panel of the plot: score, regret, by_k, ...
+    kind: str = "score"  # curves of one kind share a panel of the plot: score, regret, perf_by_k, ...
     xlabel: str = "interactions"
     ylabel: str = "score"
 
     def __post_init__(self) -> None:
+        if not self.per_seed:
+            raise InvalidInput("a curve needs the values of at least one seed", field="per_seed")
         for row in self.per_seed:
             if len(row) != len(self.x):
                 raise InvalidInput(f"{len(row)} values for {len(self.x)} x points", field="per_seed")
@@ -60,8 +73,8 @@ class Curve:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Curve:
         return cls(
-            list(data["x"]),
-            [list(r) for r in data["per_seed"]],
+            _floats(data["x"]),
+            [_floats(r) for r in data["per_seed"]],
             data.get("kind", "score"),
             data.get("xlabel", "interactions"),
             data.get("ylabel", "score"),
@@ -140,11 +153,8 @@ class Result:
             seeds=list(data["seeds"]),
             config=dict(data.get("config", {})),
             curves={k: Curve.from_dict(v) for k, v in data.get("curves", {}).items()},
-            metrics={
-                k: Stat([math.nan if x is None else x for x in v["per_seed"]])
-                for k, v in data.get("metrics", {}).items()
-            },
-            matrices=dict(data.get("matrices", {})),
+            metrics={k: Stat(_floats(v["per_seed"])) for k, v in data.get("metrics", {}).items()},
+            matrices={k: [_floats(row) for row in m] for k, m in data.get("matrices", {}).items()},
             timings=dict(data.get("timings", {})),
             versions=dict(data.get("versions", {})),
             created=float(data.get("created", 0.0)),
@@ -152,12 +162,16 @@ class Result:
         )
 
     def save_json(self, path: str | Path) -> Path:
-        """Write the JSON atomically (a temporary file renamed into place)."""
+        """Write the JSON atomically: to a temporary file beside ``path``, synced, then renamed into place."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
-            tmp.write_text(json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+            with tmp.open("w", encoding="utf-8") as out:
+                out.write(text)
+                out.flush()
+                os.fsync(out.fileno())
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
@@ -165,7 +179,14 @@ class Result:
 
     @classmethod
     def load_json(cls, path: str | Path) -> Result:
-        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+        """Read a result written by :meth:`save_json` (nulls come back as NaN)."""
+        path = Path(path)
+        if not path.is_file():
+            raise NotFound(f"no result file {path}")
+        try:
+            return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise InvalidInput(f"{path} is not a result file ({exc!r})", field="path") from None
 
     def save(self, directory: str | Path, stem: str) -> tuple[Path, Path]:
         """Write ``<directory>/<stem>.json`` and ``<directory>/<stem>.png``."""
@@ -211,6 +232,12 @@ def merge_results(base: Result, other: Result, prefix: str) -> Result:
 
 
 def environment_versions() -> dict[str, Any]:
+    """lifelong, Python, NumPy and platform versions, and the git commit when run from a checkout."""
+    return dict(_environment_versions())
+
+
+@lru_cache(maxsize=1)
+def _environment_versions() -> dict[str, Any]:
     from lifelong import __version__
 
     versions: dict[str, Any] = {
@@ -219,23 +246,39 @@ def environment_versions() -> dict[str, Any]:
         "numpy": np.__version__,
         "platform": platform.platform(),
     }
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            cwd=Path(__file__).resolve().parent,
-        )
-        if commit.returncode == 0:
-            versions["git_commit"] = commit.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
+    versions.update(_git_state())
     return versions
 
 
+def _git_state() -> dict[str, Any]:
+    """The commit of the checkout this package runs from, and whether it has local changes.
+
+    Empty when git is missing or the package is not a tracked file of a checkout (e.g. installed into
+    site-packages inside some other repository).
+    """
+    here = Path(__file__).resolve()
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(
+                ["git", *args], capture_output=True, text=True, timeout=5, cwd=here.parent, check=False
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    if git("ls-files", "--error-unmatch", here.name) is None:
+        return {}
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    state: dict[str, Any] = {} if commit is None else {"git_commit": commit}
+    if status is not None:
+        state["git_dirty"] = bool(status)
+    return state
+
+
 def _finite(value: Any) -> Any:
-    """Replace NaN/inf by None and NumPy values by plain ones, recursively."""
+    """Plain JSON data: NaN/inf → None, NumPy values → numbers and lists, other objects → their str."""
     if isinstance(value, dict):
         return {str(k): _finite(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -246,4 +289,11 @@ def _finite(value: Any) -> Any:
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    return value
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)  # e.g. a Path or an enum in a config
+
+
+def _floats(values: list[Any]) -> list[float]:
+    """Numbers read back from JSON, null → NaN."""
+    return [math.nan if v is None else float(v) for v in values]
