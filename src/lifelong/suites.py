@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from lifelong import bench_ella
+from lifelong import bench_ella, bench_recsys
 from lifelong.data import load_banking77
 from lifelong.envs.intent_stream import IntentStream, accuracy_probe
 from lifelong.errors import InvalidInput
@@ -161,6 +161,11 @@ SUITES: dict[str, Suite] = {
     "ella-scale": Suite(
         "ELLA on 10,000 synthetic tasks (--steps to change): time per new task and memory",
         lambda args: bench_ella.ella_scale(args),
+    ),
+    "recsys": Suite(
+        "MovieLens 100K replay (ours vs frozen vs popularity vs river vs Vowpal Wabbit), cold start, "
+        "exploration regret on simulated users, feedback-to-policy latency",
+        lambda args: bench_recsys.recsys(args),
     ),
     "intent-adaptation": Suite(
         "BANKING77: adaptation gap G(k) on 10 unseen intents after learning the other 67",

@@ -1,15 +1,24 @@
-"""Prequential replay of a rating log for recommenders: predict and recommend, then learn.
+"""Protocols for recommenders on a rating log: prequential replay, and cold start ("100 users → user A").
 
-For every event (user, item, rating, time), in time order:
+**Prequential replay** (:func:`replay`). For every event (user, item, rating, time), in time order:
 
 1. the model predicts the rating (squared and absolute error → RMSE, MAE), if it predicts ratings;
 2. if the event is positive (rating ≥ ``threshold``), the model recommends its top ``k`` items for the
    user, excluding items the user rated before: a *hit* when the event's item is in the list (HR@k), with
    NDCG@k = 1 / log2(position + 2) for a hit at 0-based position;
-3. the model learns from the event (unless it is frozen).
+3. the model learns from the event — unless it is past ``frozen_after`` (the frozen control).
 
 This is the test-then-train protocol of :mod:`lifelong.eval.protocols` specialised to recommendation,
-where each event needs a ranking as well as a prediction.
+where each event needs a ranking as well as a prediction. The model is a :class:`Learner` (it learns a
+:class:`Step`) or any object with ``learn_one(user, item, rating)`` (a peer library, see
+:mod:`lifelong.interop.recsys`); only the learn call itself is timed, so ``events_per_second`` compares
+learning, not the harness.
+
+**Cold start** (:func:`cold_start_recall`). A model learns the full histories of background users; then,
+for each held-out user separately (the model is restored between users), it learns their first k
+positives one at a time and recommends 10 items: Recall@10 against the user's next 5 positives, at every
+k ∈ {0, 1, 2, 5, 10, 20}. The held-out set stays fixed across background draws, so the curves of
+different draws and models are comparable.
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,17 +35,26 @@ import numpy as np
 from lifelong.envs.recsys import MovieLens
 from lifelong.errors import InvalidInput
 from lifelong.experience.records import Feedback, Interaction, Scope, Step
+from lifelong.learners.base import Learner
+
+DEFAULT_KS = (0, 1, 2, 5, 10, 20)
 
 
 @dataclass
 class ReplayTrace:
+    """Per-event measurements of one replay (indices are event positions in the stream)."""
+
     squared_errors: list[float] = field(default_factory=list)
     absolute_errors: list[float] = field(default_factory=list)
+    ranked_events: list[int] = field(default_factory=list)
     hits: list[float] = field(default_factory=list)
     ndcg: list[float] = field(default_factory=list)
     learn_seconds: float = 0.0
     rank_seconds: float = 0.0
     events: int = 0
+    learned: int = 0
+    #: learn() + rank() of the same user right after, in ms (see ``latency_every``).
+    feedback_to_policy_ms: list[float] = field(default_factory=list)
 
     def summary(self) -> dict[str, float]:
         def mean(values: list[float]) -> float:
@@ -46,9 +65,38 @@ class ReplayTrace:
             "mae": mean(self.absolute_errors),
             "hr_at_k": mean(self.hits),
             "ndcg_at_k": mean(self.ndcg),
-            "events_per_second": self.events / self.learn_seconds if self.learn_seconds else math.nan,
+            "events_per_second": self.learned / self.learn_seconds if self.learn_seconds else math.nan,
             "rank_ms": 1000 * self.rank_seconds / max(1, len(self.hits)),
+            "ranked": float(len(self.hits)),
         }
+
+    def curves(self, window: int) -> dict[str, tuple[list[float], list[float]]]:
+        """RMSE and HR@k per window of ``window`` events: name → (x = events so far, values)."""
+        edges = list(range(window, self.events + 1, window))
+        out: dict[str, tuple[list[float], list[float]]] = {}
+        if self.squared_errors:
+            errors = np.asarray(self.squared_errors)
+            out["rmse"] = (
+                [float(e) for e in edges],
+                [math.sqrt(float(errors[e - window : e].mean())) for e in edges],
+            )
+        if self.hits:
+            at, hits = np.asarray(self.ranked_events), np.asarray(self.hits)
+            values = []
+            for e in edges:
+                inside = (at >= e - window) & (at < e)
+                values.append(float(hits[inside].mean()) if inside.any() else math.nan)
+            out["hr_at_k"] = ([float(e) for e in edges], values)
+        return out
+
+
+def movielens_step(data: MovieLens, n: int) -> Step:
+    """Event ``n`` of ``data`` as a Step: observation {"user": "u<id>", "item": "i<id>"} with a rating."""
+    user, item, stamp = f"u{data.user[n]}", f"i{data.item[n]}", float(data.time[n])
+    interaction = Interaction(
+        Scope(tenant="movielens", user=user), {"user": user, "item": item}, None, time=stamp
+    )
+    return Step(interaction, (Feedback.rating(interaction.id, float(data.rating[n]), time=stamp),))
 
 
 def replay(
@@ -59,33 +107,161 @@ def replay(
     k: int = 10,
     threshold: float = 4.0,
     predicts_ratings: bool = True,
+    frozen_after: int | None = None,
+    rank_every: int = 1,
+    latency_every: int = 0,
 ) -> ReplayTrace:
-    """Run the protocol of the module docstring over the first ``n_events`` events of ``data``."""
-    if k < 1:
-        raise InvalidInput(f"must be >= 1, got {k}", field="k")
+    """Run the protocol of the module docstring over the first ``n_events`` events of ``data``.
+
+    ``rank_every`` ranks only every n-th positive event (for peers that score items one call at a time);
+    ``latency_every`` > 0 times ``learn`` followed by ``rank`` for the same user on every n-th event — the
+    feedback-to-policy delay — checking that the learner's version moved (the change is visible).
+    """
+    if k < 1 or rank_every < 1 or latency_every < 0:
+        raise InvalidInput("k and rank_every must be >= 1, latency_every >= 0", field="k")
     total = len(data) if n_events is None else min(n_events, len(data))
+    is_learner = isinstance(model, Learner)
     seen: dict[str, set[str]] = defaultdict(set)
     trace = ReplayTrace()
+    positives = 0
     for n in range(total):
         user, item = f"u{data.user[n]}", f"i{data.item[n]}"
-        rating, stamp = float(data.rating[n]), float(data.time[n])
-        observation = {"user": user, "item": item}
+        rating = float(data.rating[n])
         if predicts_ratings:
-            error = float(model.predict(observation)) - rating
+            predicted = (
+                model.predict({"user": user, "item": item}) if is_learner else model.predict_one(user, item)
+            )
+            error = float(predicted) - rating
             trace.squared_errors.append(error * error)
             trace.absolute_errors.append(abs(error))
         if rating >= threshold:
-            started = time.perf_counter()
-            top = model.rank(user, k=k, exclude=seen[user])
-            trace.rank_seconds += time.perf_counter() - started
-            position = top.index(item) if item in top else -1
-            trace.hits.append(1.0 if position >= 0 else 0.0)
-            trace.ndcg.append(1.0 / math.log2(position + 2) if position >= 0 else 0.0)
-        interaction = Interaction(Scope(tenant="movielens", user=user), observation, None, time=stamp)
-        step = Step(interaction, (Feedback.rating(interaction.id, rating, time=stamp),))
-        started = time.perf_counter()
-        model.learn(step)
-        trace.learn_seconds += time.perf_counter() - started
+            positives += 1
+            if positives % rank_every == 0:
+                started = time.perf_counter()
+                top = model.rank(user, k=k, exclude=seen[user])
+                trace.rank_seconds += time.perf_counter() - started
+                position = top.index(item) if item in top else -1
+                trace.ranked_events.append(n)
+                trace.hits.append(1.0 if position >= 0 else 0.0)
+                trace.ndcg.append(1.0 / math.log2(position + 2) if position >= 0 else 0.0)
+        if frozen_after is not None and n == frozen_after and is_learner:
+            model.freeze()
+        if frozen_after is None or n < frozen_after:
+            _learn_timed(model, data, n, is_learner, trace, latency_every)
         trace.events += 1
         seen[user].add(item)
     return trace
+
+
+def _learn_timed(
+    model: Any, data: MovieLens, n: int, is_learner: bool, trace: ReplayTrace, every: int
+) -> None:
+    if is_learner:
+        step = movielens_step(data, n)
+        version = model.version
+        started = time.perf_counter()
+        model.learn(step)
+        learned = time.perf_counter()
+        if every and n % every == 0 and model.version > version:
+            model.rank(f"u{data.user[n]}", k=10)
+            trace.feedback_to_policy_ms.append(1000 * (time.perf_counter() - started))
+    else:
+        user, item, rating = f"u{data.user[n]}", f"i{data.item[n]}", float(data.rating[n])
+        started = time.perf_counter()
+        model.learn_one(user, item, rating)
+        learned = time.perf_counter()
+    trace.learn_seconds += learned - started
+    trace.learned += 1
+
+
+def learn_throughput(model: Any, data: MovieLens, n_events: int | None = None) -> float:
+    """Events per second of the learn call alone over the stream in time order.
+
+    The inputs (Steps for a :class:`Learner`, ``(user, item, rating)`` for a peer) are built beforehand,
+    so only learning is timed — the same work for every model, with nothing interleaved.
+    """
+    total = len(data) if n_events is None else min(n_events, len(data))
+    if isinstance(model, Learner):
+        steps = [movielens_step(data, n) for n in range(total)]
+        started = time.perf_counter()
+        for step in steps:
+            model.learn(step)
+    else:
+        events = [(f"u{data.user[n]}", f"i{data.item[n]}", float(data.rating[n])) for n in range(total)]
+        started = time.perf_counter()
+        for user, item, rating in events:
+            model.learn_one(user, item, rating)
+    return total / (time.perf_counter() - started)
+
+
+# -- cold start ------------------------------------------------------------------------------------
+def positives_by_user(data: MovieLens, threshold: float = 4.0) -> dict[int, list[int]]:
+    """Event indices of each user's positive ratings, in time order."""
+    by_user: dict[int, list[int]] = defaultdict(list)
+    for n in np.flatnonzero(data.rating >= threshold):
+        by_user[int(data.user[n])].append(int(n))
+    return dict(by_user)
+
+
+def held_out_users(data: MovieLens, n_users: int = 100, *, need: int = 25, seed: int = 0) -> list[int]:
+    """A fixed sample of users with at least ``need`` positives (k = 20 revealed + 5 to predict)."""
+    eligible = sorted(u for u, events in positives_by_user(data).items() if len(events) >= need)
+    if len(eligible) < n_users:
+        raise InvalidInput(f"only {len(eligible)} users have {need} positives", field="n_users")
+    rng = np.random.default_rng(seed)
+    return sorted(int(u) for u in rng.choice(eligible, size=n_users, replace=False))
+
+
+def background_users(data: MovieLens, exclude: Sequence[int], n_users: int, seed: int) -> list[int]:
+    """``n_users`` users drawn at random (``seed``) from those not in ``exclude``."""
+    pool = sorted(set(int(u) for u in np.unique(data.user)) - set(exclude))
+    if len(pool) < n_users:
+        raise InvalidInput(f"only {len(pool)} users outside the held-out set", field="n_users")
+    return sorted(int(u) for u in np.random.default_rng(seed).choice(pool, size=n_users, replace=False))
+
+
+def cold_start_recall(
+    make_model: Callable[[int], Learner],
+    data: MovieLens,
+    held_out: Sequence[int],
+    background: Sequence[int],
+    *,
+    seed: int = 0,
+    ks: Sequence[int] = DEFAULT_KS,
+    k: int = 10,
+    n_next: int = 5,
+    epochs: int = 1,
+) -> dict[int, float]:
+    """Recall@k at each number of revealed positives, averaged over ``held_out`` (module docstring).
+
+    ``epochs`` > 1 replays the background log that many times (offline consolidation before the test);
+    the held-out users' positives are always learned once, online.
+    """
+    ks = sorted(set(ks))
+    if not ks or ks[0] < 0:
+        raise InvalidInput("ks must be non-negative", field="ks")
+    model = make_model(seed)
+    members = set(background)
+    steps = [movielens_step(data, n) for n in range(len(data)) if int(data.user[n]) in members]
+    for _ in range(epochs):
+        model.learn_many(steps)
+    trained = model.state_dict()
+    positives = positives_by_user(data)
+    recalls: dict[int, list[float]] = {kk: [] for kk in ks}
+    for user in held_out:
+        events = positives[user]
+        if len(events) < ks[-1] + n_next:
+            raise InvalidInput(
+                f"user {user} has {len(events)} positives, fewer than {ks[-1] + n_next}", field="held_out"
+            )
+        model.load_state_dict(trained)
+        revealed = 0
+        for kk in ks:
+            for n in events[revealed:kk]:
+                model.learn(movielens_step(data, n))
+            revealed = kk
+            shown = {f"i{data.item[n]}" for n in events[:kk]}
+            wanted = {f"i{data.item[n]}" for n in events[kk : kk + n_next]}
+            top = model.rank(f"u{user}", k=k, exclude=shown)  # type: ignore[attr-defined]
+            recalls[kk].append(len(wanted.intersection(top)) / len(wanted))
+    return {kk: float(np.mean(values)) for kk, values in recalls.items()}

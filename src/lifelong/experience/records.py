@@ -342,7 +342,10 @@ class Step:
 
     def last(self, kind: FeedbackKind | str) -> Feedback | None:
         """The most recent feedback of ``kind`` (by time, then order of arrival), or None."""
-        kind = FeedbackKind(kind)
+        if not self.feedback:
+            return None
+        if not isinstance(kind, FeedbackKind):
+            kind = FeedbackKind(kind)
         return _latest([fb for fb in self.feedback if fb.kind is kind])
 
     @property
@@ -380,5 +383,9 @@ class Step:
 
 
 def _latest(feedback: list[Feedback]) -> Feedback | None:
-    """The latest by time; among equal times the one that arrived last (``sorted`` is stable)."""
-    return sorted(feedback, key=lambda fb: fb.time)[-1] if feedback else None
+    """The latest by time; among equal times the one that arrived last."""
+    latest = None
+    for fb in feedback:  # a linear scan: this runs on every learn() of every learner
+        if latest is None or fb.time >= latest.time:
+            latest = fb
+    return latest

@@ -45,7 +45,7 @@ class _ItemPolicy(Predictor):
 
     def estimates(self, user: str, n_items: int) -> np.ndarray:
         """The click model's score of every item index for ``user`` (new items score the global mean)."""
-        return np.array([self.model.score(user, str(i)) for i in range(n_items)])
+        return self.model.score_many(user, [str(i) for i in range(n_items)])
 
     def _rng(self, user: str) -> np.random.Generator:
         # Seeded by the act count and user, so a replay of the same decisions is reproducible.
@@ -120,11 +120,12 @@ class LinUCB(_ItemPolicy):
         user, n = _context(observation)
         self._acts += 1
         x = self._user_vector(user)
-        bonus = np.empty(n)
-        for i in range(n):
-            a_inv = self.a_inv.get(i)
-            # An item never shown has A = I: its bonus is the full ‖x‖ (plus 1 so untried items come first).
-            bonus[i] = np.sqrt(x @ a_inv @ x) if a_inv is not None else np.sqrt(x @ x) + 1.0
+        # An item never shown has A = I: its bonus is the full ‖x‖ (plus 1 so untried items come first).
+        bonus = np.full(n, np.sqrt(x @ x) + 1.0)
+        shown = [i for i in self.a_inv if i < n]
+        if shown:
+            stacked = np.stack([self.a_inv[i] for i in shown])
+            bonus[shown] = np.sqrt(np.maximum(0.0, np.einsum("i,nij,j->n", x, stacked, x)))
         return int(np.argmax(self.estimates(user, n) + self.alpha * bonus))
 
     def _learn(self, step: Step) -> bool:

@@ -44,21 +44,19 @@ class Provenance:
     """
 
     def __init__(self) -> None:
-        self._pending: dict[tuple[str, str], Link] = {}
+        # (item, interaction id) → the interaction's scope; Links are built on drain (record is hot).
+        self._pending: dict[tuple[str, str], Scope] = {}
 
     def record(self, item: str, step: Step) -> None:
-        scope = step.interaction.scope
-        key = (item, step.interaction.id)
-        if key not in self._pending:
-            self._pending[key] = Link(item, step.interaction.id, scope.tenant, scope.user)
+        self._pending.setdefault((item, step.interaction.id), step.interaction.scope)
 
     def extend(self, links: Iterable[Link]) -> None:
         """Put links back (e.g. when the commit that drained them failed)."""
         for link in links:
-            self._pending.setdefault((link.item, link.interaction_id), link)
+            self._pending.setdefault((link.item, link.interaction_id), Scope(link.tenant, user=link.user))
 
     def drain(self) -> list[Link]:
-        links = list(self._pending.values())
+        links = [Link(item, id_, scope.tenant, scope.user) for (item, id_), scope in self._pending.items()]
         self._pending.clear()
         return links
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from lifelong.errors import InvalidInput
 from lifelong.experience.records import JSON, Scope, Step
+from lifelong.learners._kernels import squared_loss_step
 from lifelong.learners.base import Predictor
 from lifelong.learners.id_table import IdTable
 
@@ -132,8 +133,22 @@ class StreamingFactorization(Predictor):
             value += self.users.arrays["bias"][u] + self.users.arrays["vec"][u] @ item_vec
         return float(value)
 
+    def score_many(self, user: str, items: Sequence[str]) -> np.ndarray:
+        """``score(user, item)`` for every item (vectorised when all have rows and there are no features)."""
+        rows = [self.items.get(str(item)) for item in items]
+        if self.item_features is not None or None in rows:
+            return np.array([self.score(user, item) for item in items])
+        index = np.asarray(rows, dtype=np.int64)
+        scores = self.mean + self.items.arrays["bias"][index]
+        u = self.users.get(str(user))
+        if u is not None:
+            scores += (
+                self.users.arrays["bias"][u] + self.items.arrays["vec"][index] @ self.users.arrays["vec"][u]
+            )
+        return scores
+
     def predict(self, observation: JSON, scope: Scope | None = None) -> float:
-        user, item = _user_item(observation)
+        user, item = user_item(observation)
         return self.score(user, item)
 
     def rank(self, user: str, k: int = 10, exclude: Sequence[str] = ()) -> list[str]:
@@ -156,10 +171,9 @@ class StreamingFactorization(Predictor):
 
     # -- learning -----------------------------------------------------------------------------------
     def _target(self, step: Step) -> float | None:
-        if step.rating is not None:
-            return step.rating
-        if step.reward is not None:
-            return step.reward
+        for value in (step.rating, step.reward):
+            if value is not None:
+                return value
         if step.accepted is not None:
             return 1.0 if step.accepted else 0.0
         return None
@@ -168,41 +182,24 @@ class StreamingFactorization(Predictor):
         target = self._target(step)
         if target is None:
             return False
-        user, item = _user_item(step.interaction.observation)
+        user, item = user_item(step.interaction.observation)
         now = step.interaction.time
         u = self._row(self.users, user, now, "user")
         i = self._row(self.items, item, now, "item")
-        f_rows = self._feature_rows(item, now)
-        item_bias, item_vec = self._item_parts(i, f_rows)
-        p_u = self.users.arrays["vec"][u].copy() if u is not None else np.zeros(self.dim)
-        prediction = (
-            self.mean + item_bias + (self.users.arrays["bias"][u] + p_u @ item_vec if u is not None else 0.0)
-        )
-        error = target - prediction
-        # The global mean is a running average, not a gradient step.
+        features = np.array(self._feature_rows(item, now), dtype=np.int64)
+        # The global mean is a running average, not a gradient step (updated after the prediction).
+        us, it, fs = self.users.arrays, self.items.arrays, self.features.arrays
+        squared_loss_step(
+            self.mean, us["bias"], us["bias_g2"], us["vec"], us["vec_g2"],
+            it["bias"], it["bias_g2"], it["vec"], it["vec_g2"],
+            fs["bias"], fs["bias_g2"], fs["vec"], fs["vec_g2"],
+            -1 if u is None else u, -1 if i is None else i, features, target, self.learning_rate, self.reg,
+        )  # fmt: skip
         self.count += 1
         self.mean += (target - self.mean) / self.count
-        # Gradients of ½ e² + ½ reg ‖θ‖² for every touched parameter, then AdaGrad.
-        if u is not None:
-            self._adagrad(self.users, u, -error, -error * item_vec)
-        if i is not None:
-            self._adagrad(self.items, i, -error, -error * p_u)
-        if f_rows:
-            share = 1.0 / len(f_rows)
-            for r in f_rows:
-                self._adagrad(self.features, r, -error * share, -error * share * p_u)
         self.provenance.record(f"user:{user}", step)
         self.provenance.record(f"item:{item}", step)
         return True
-
-    def _adagrad(self, table: IdTable, row: int, g_bias: float, g_vec: np.ndarray) -> None:
-        a = table.arrays
-        g_bias += self.reg * a["bias"][row]
-        g_vec = g_vec + self.reg * a["vec"][row]
-        a["bias_g2"][row] += g_bias * g_bias
-        a["bias"][row] -= self.learning_rate * g_bias / math.sqrt(a["bias_g2"][row] + EPS)
-        a["vec_g2"][row] += g_vec * g_vec
-        a["vec"][row] -= self.learning_rate * g_vec / np.sqrt(a["vec_g2"][row] + EPS)
 
     def forget_user(self, user: str) -> bool:
         """Drop the user's row. What they taught shared item rows stays until a rebuild from the log."""
@@ -233,7 +230,8 @@ class StreamingFactorization(Predictor):
         self.features = IdTable.from_state(state["features"])
 
 
-def _user_item(observation: JSON) -> tuple[str, str]:
+def user_item(observation: JSON) -> tuple[str, str]:
+    """The (user, item) ids of a ``{"user": ..., "item": ...}`` observation."""
     if not isinstance(observation, dict) or "user" not in observation or "item" not in observation:
         raise InvalidInput('expected {"user": ..., "item": ...}', field="observation")
     return str(observation["user"]), str(observation["item"])

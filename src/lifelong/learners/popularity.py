@@ -79,7 +79,8 @@ class Popularity(Predictor):
         self.provenance.record(f"item:{observation['item']}", step)
         return True
 
-    def scores(self) -> tuple[list[str], np.ndarray]:
+    def scores(self, user: str | None = None) -> tuple[list[str], np.ndarray]:
+        """Every item and its decayed count (the same for every user)."""
         keys = list(self.items.rows)
         rows = np.fromiter(self.items.rows.values(), dtype=np.int64, count=len(keys))
         a = self.items.arrays
