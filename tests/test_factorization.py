@@ -92,6 +92,18 @@ def test_side_features_help_unseen_items() -> None:
     assert model.score("u1", "new") > model.score("u1", "unknown-genre-item")
 
 
+def test_user_demographics_help_new_users() -> None:
+    # Young users love "action", older ones hate it; a new user with an age band starts from that.
+    ages = {f"u{n}": ["young"] if n % 2 else ["old"] for n in range(40)} | {"new_young": ["young"]}
+    model = StreamingFactorization(dim=2, user_features=lambda user: ages.get(user, []))
+    for n in range(400):
+        user = f"u{n % 40}"
+        rating = 5.0 if n % 2 else 1.0  # odd users are young
+        x = Interaction(Scope(user=user), {"user": user, "item": "action"}, None)
+        model.learn(Step(x, (Feedback.rating(x.id, rating),)))
+    assert model.score("new_young", "action") > model.score("no_demographics", "action") + 0.5
+
+
 def test_replay_and_state_round_trip() -> None:
     steps = low_rank_ratings(500, seed=2)
     a, b = StreamingFactorization(dim=4, min_count=2), StreamingFactorization(dim=4, min_count=2)

@@ -162,23 +162,32 @@ def test_squared_loss_kernel_matches_a_numpy_reference() -> None:
     bias = {name: rng.normal(size=3) for name in vec}
     vec_sq = {name: np.ones((3, dim)) for name in vec}
     bias_sq = {name: np.ones(3) for name in vec}
-    u, i, feats = 0, 2, np.array([0, 1])
-    q = vec["item"][i] + vec["feat"][feats].mean(axis=0)
-    b_item = bias["item"][i] + bias["feat"][feats].mean()
-    p = vec["user"][u].copy()
-    prediction = mean + bias["user"][u] + b_item + p @ q
+    u, i, user_feats, item_feats = 0, 2, np.array([2]), np.array([0, 1])
+    p = vec["user"][u] + vec["feat"][user_feats].mean(axis=0)
+    q = vec["item"][i] + vec["feat"][item_feats].mean(axis=0)
+    b = bias["user"][u] + bias["feat"][user_feats].mean() + bias["item"][i] + bias["feat"][item_feats].mean()
+    prediction = mean + b + p @ q
     e = target - prediction
-    expected_user = vec["user"][u] - lr * (-e * q + reg * p) / np.sqrt(1 + (-e * q + reg * p) ** 2 + 1e-8)
-    g_item = -e * p + reg * vec["item"][i]
-    expected_item = vec["item"][i] - lr * g_item / np.sqrt(1 + g_item**2 + 1e-8)
+
+    def stepped(value: np.ndarray, grad: np.ndarray) -> np.ndarray:
+        return value - lr * grad / np.sqrt(1 + grad**2 + 1e-8)  # AdaGrad from accumulators of 1
+
+    expected = {
+        "user": stepped(vec["user"][u], -e * q + reg * vec["user"][u]),
+        "item": stepped(vec["item"][i], -e * p + reg * vec["item"][i]),
+        "user feature": stepped(vec["feat"][2], -e * q + reg * vec["feat"][2]),
+        "item feature": stepped(vec["feat"][0], -e / 2 * p + reg * vec["feat"][0]),
+    }
     got = squared_loss_step(
         mean, bias["user"], bias_sq["user"], vec["user"], vec_sq["user"], bias["item"], bias_sq["item"],
         vec["item"], vec_sq["item"], bias["feat"], bias_sq["feat"], vec["feat"], vec_sq["feat"],
-        u, i, feats, target, lr, reg,
+        u, i, user_feats, item_feats, target, lr, reg,
     )  # fmt: skip
     assert got == pytest.approx(prediction)
-    np.testing.assert_allclose(vec["user"][u], expected_user, rtol=1e-9)
-    np.testing.assert_allclose(vec["item"][i], expected_item, rtol=1e-9)
+    actual = {"user": vec["user"][u], "item": vec["item"][i], "user feature": vec["feat"][2]}
+    actual["item feature"] = vec["feat"][0]
+    for name, value in expected.items():
+        np.testing.assert_allclose(actual[name], value, rtol=1e-9, err_msg=name)
 
 
 def test_covisitation_follows_sequences_and_round_trips() -> None:

@@ -12,8 +12,8 @@ from lifelong.learners.popularity import Popularity
 from lifelong.learners.ranking import RankFusion
 
 __all__ = [
-    "CoVisitation",
     "ELLA",
+    "CoVisitation",
     "EpsilonGreedy",
     "HashedText",
     "IdTable",

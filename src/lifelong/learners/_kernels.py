@@ -24,6 +24,51 @@ def _adagrad_scalar(values: np.ndarray, squares: np.ndarray, row: int, grad: flo
 
 
 @njit(cache=True, fastmath=True)
+def _side(
+    bias: np.ndarray,
+    vec: np.ndarray,
+    row: int,
+    feat_bias: np.ndarray,
+    feat_vec: np.ndarray,
+    features: np.ndarray,
+    out: np.ndarray,
+) -> float:
+    """One side of the model: row bias + mean feature bias (returned), row vector + mean feature vector
+    (written to ``out``); an absent row (−1) or no features contribute nothing."""
+    total = 0.0
+    out[:] = 0.0
+    if row >= 0:
+        total += bias[row]
+        out += vec[row]
+    n_f = features.shape[0]
+    for f in features:
+        total += feat_bias[f] / n_f
+        out += feat_vec[f] / n_f
+    return total
+
+
+@njit(cache=True, fastmath=True)
+def _adagrad_rows(
+    bias: np.ndarray,
+    bias_g2: np.ndarray,
+    vec: np.ndarray,
+    vec_g2: np.ndarray,
+    row: int,
+    share: float,
+    error: float,
+    other: np.ndarray,
+    lr: float,
+    reg: float,
+) -> None:
+    """AdaGrad on row ``row`` for the squared loss, whose prediction used ``share`` × this row."""
+    _adagrad_scalar(bias, bias_g2, row, -error * share + reg * bias[row], lr)
+    for d in range(vec.shape[1]):
+        g = -error * share * other[d] + reg * vec[row, d]
+        vec_g2[row, d] += g * g
+        vec[row, d] -= lr * g / math.sqrt(vec_g2[row, d] + EPS)
+
+
+@njit(cache=True, fastmath=True)
 def squared_loss_step(
     mean: float,
     user_bias: np.ndarray,
@@ -40,49 +85,37 @@ def squared_loss_step(
     feat_vec_g2: np.ndarray,
     u: int,
     i: int,
-    features: np.ndarray,
+    user_features: np.ndarray,
+    item_features: np.ndarray,
     target: float,
     lr: float,
     reg: float,
 ) -> float:
     """AdaGrad step on ½(r − r̂)² + ½ reg ‖θ‖² for the touched rows; u or i = −1 when absent.
 
-    Returns the prediction made before the step.
+    r̂ = μ + (b_u + b̄_G(u)) + (b_i + b̄_F(i)) + (p_u + z̄_G(u))ᵀ(q_i + z̄_F(i)), with G, F the user's and
+    the item's feature rows. Returns the prediction made before the step.
     """
     dim = user_vec.shape[1]
-    n_f = features.shape[0]
-    q = np.zeros(dim)  # the item side q_i + mean of feature vectors
-    bias = 0.0
-    if i >= 0:
-        bias += item_bias[i]
-        q += item_vec[i]
-    for f in features:
-        bias += feat_bias[f] / n_f
-        q += feat_vec[f] / n_f
-    p = np.zeros(dim)
-    prediction = mean + bias
-    if u >= 0:
-        p[:] = user_vec[u]
-        prediction += user_bias[u] + p @ q
+    p = np.empty(dim)
+    q = np.empty(dim)
+    prediction = mean + _side(user_bias, user_vec, u, feat_bias, feat_vec, user_features, p)
+    prediction += _side(item_bias, item_vec, i, feat_bias, feat_vec, item_features, q)
+    prediction += float(np.dot(p, q))
     error = target - prediction
+    # Every gradient is taken at the parameters before the step: p and q are copies.
     if u >= 0:
-        _adagrad_scalar(user_bias, user_bias_g2, u, -error + reg * user_bias[u], lr)
-        for d in range(dim):
-            g = -error * q[d] + reg * user_vec[u, d]
-            user_vec_g2[u, d] += g * g
-            user_vec[u, d] -= lr * g / math.sqrt(user_vec_g2[u, d] + EPS)
+        _adagrad_rows(user_bias, user_bias_g2, user_vec, user_vec_g2, u, 1.0, error, q, lr, reg)
     if i >= 0:
-        _adagrad_scalar(item_bias, item_bias_g2, i, -error + reg * item_bias[i], lr)
-        for d in range(dim):
-            g = -error * p[d] + reg * item_vec[i, d]
-            item_vec_g2[i, d] += g * g
-            item_vec[i, d] -= lr * g / math.sqrt(item_vec_g2[i, d] + EPS)
-    for f in features:
-        _adagrad_scalar(feat_bias, feat_bias_g2, f, -error / n_f + reg * feat_bias[f], lr)
-        for d in range(dim):
-            g = -error / n_f * p[d] + reg * feat_vec[f, d]
-            feat_vec_g2[f, d] += g * g
-            feat_vec[f, d] -= lr * g / math.sqrt(feat_vec_g2[f, d] + EPS)
+        _adagrad_rows(item_bias, item_bias_g2, item_vec, item_vec_g2, i, 1.0, error, p, lr, reg)
+    for f in user_features:
+        _adagrad_rows(
+            feat_bias, feat_bias_g2, feat_vec, feat_vec_g2, f, 1.0 / user_features.shape[0], error, q, lr, reg
+        )
+    for f in item_features:
+        _adagrad_rows(
+            feat_bias, feat_bias_g2, feat_vec, feat_vec_g2, f, 1.0 / item_features.shape[0], error, p, lr, reg
+        )
     return prediction
 
 
@@ -177,7 +210,7 @@ def compile_kernels() -> None:
     empty = np.zeros(0, dtype=np.int64)
     squared_loss_step(
         0.0, dim.copy(), dim.copy(), rows.copy(), rows.copy(), dim.copy(), dim.copy(), rows.copy(),
-        rows.copy(), dim.copy(), dim.copy(), rows.copy(), rows.copy(), 0, 0, empty, 1.0, 0.1, 0.0,
+        rows.copy(), dim.copy(), dim.copy(), rows.copy(), rows.copy(), 0, 0, empty, empty, 1.0, 0.1, 0.0,
     )  # fmt: skip
     bpr_step(
         rows.copy(), rows.copy(), dim.copy(), dim.copy(), rows.copy(), rows.copy(), rows.copy(),

@@ -23,9 +23,8 @@ import numpy as np
 from lifelong.errors import InvalidInput
 from lifelong.experience.records import JSON, Scope, Step
 from lifelong.learners.base import Predictor
-from lifelong.learners.factorization import user_item
 from lifelong.learners.id_table import IdTable
-from lifelong.learners.ranking import positive_event, top_k
+from lifelong.learners.ranking import positive_event, top_k, user_item
 
 
 class CoVisitation(Predictor):

@@ -1,13 +1,15 @@
 """Streaming matrix factorization: per-user and per-item fast weights updated on every event.
 
-Prediction (biased MF, Koren, Bell & Volinsky, IEEE Computer 2009, eq. 3, with an optional shared
-item-feature component in the spirit of SVD++/feature-based MF for ids seen rarely or never):
+Prediction (biased MF, Koren, Bell & Volinsky, IEEE Computer 2009, eq. 3, with optional shared
+side-feature components in the spirit of feature-based MF, for ids seen rarely or never):
 
-    r̂(u, i) = μ + b_u + b_i + b̄_F(i) + p_uᵀ (q_i + z̄_F(i)),
+    r̂(u, i) = μ + b_u + b̄_G(u) + b_i + b̄_F(i) + (p_u + z̄_G(u))ᵀ (q_i + z̄_F(i)),
 
-where F(i) are the item's side features (e.g. genres) and b̄, z̄ their means. Rows for users and items
-live in collision-free :class:`~lifelong.learners.id_table.IdTable` tables (minimum count, expiry); an id
-without a row falls back to the shared parts (μ, feature terms), which is what a new item or user gets.
+where F(i) are the item's side features (e.g. genres), G(u) the user's (e.g. age band, occupation), and
+b̄, z̄ the means of their feature rows. Rows for users and items live in collision-free
+:class:`~lifelong.learners.id_table.IdTable` tables (minimum count, expiry); an id without a row falls
+back to the shared parts (μ, feature terms), which is what a new item or user gets: a new user with
+demographics starts from what users like them taught the feature rows.
 
 Why AdaGrad (Duchi et al., JMLR 2011) for the per-event update: every id has its own accumulated
 squared gradient, so a user's first ratings move their row a lot and later ones less, without a global
@@ -19,7 +21,6 @@ Everything is O(dim) per event and visible at the very next ``predict``/``rank``
 from __future__ import annotations
 
 import math
-import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -30,6 +31,7 @@ from lifelong.experience.records import JSON, Scope, Step
 from lifelong.learners._kernels import squared_loss_step
 from lifelong.learners.base import Predictor
 from lifelong.learners.id_table import IdTable
+from lifelong.learners.ranking import top_k, user_item
 
 EPS = 1e-8
 
@@ -49,8 +51,9 @@ class StreamingFactorization(Predictor):
         Standard deviation of a new row's embedding (seeded by the id, so replays are identical).
     min_count, ttl
         Admission and expiry of user and item ids (see :class:`IdTable`).
-    item_features
-        Maps an item id to its side-feature keys (e.g. its genres); None for no side features.
+    item_features, user_features
+        Map an item / user id to its side-feature keys (e.g. genres; age band, occupation); None for
+        no side features on that side.
     """
 
     def __init__(
@@ -63,6 +66,7 @@ class StreamingFactorization(Predictor):
         min_count: int = 1,
         ttl: float = math.inf,
         item_features: Callable[[str], Sequence[str]] | None = None,
+        user_features: Callable[[str], Sequence[str]] | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -71,7 +75,7 @@ class StreamingFactorization(Predictor):
         if not (learning_rate > 0 and reg >= 0 and init_scale >= 0):
             raise InvalidInput("learning_rate must be > 0, reg and init_scale >= 0", field="learning_rate")
         self.dim, self.learning_rate, self.reg, self.init_scale = dim, learning_rate, reg, init_scale
-        self.item_features, self.seed = item_features, seed
+        self.item_features, self.user_features, self.seed = item_features, user_features, seed
         self.users = self._table(min_count, ttl)
         self.items = self._table(min_count, ttl)
         self.features = self._table(1, math.inf)
@@ -99,75 +103,61 @@ class StreamingFactorization(Predictor):
 
     # -- rows ---------------------------------------------------------------------------------------
     def _row(self, table: IdTable, key: str, now: float, kind: str) -> int | None:
-        fresh = key not in table
-        row = table.row(key, now)
-        if row is not None and fresh:
-            rng = np.random.default_rng([self.seed, zlib.crc32(f"{kind}:{key}".encode())])
-            table.arrays["vec"][row] = rng.normal(0.0, self.init_scale, self.dim)
-        return row
+        return table.seeded_row(key, now, init=("vec",), scale=self.init_scale, seed=self.seed, salt=kind)
 
-    def _feature_rows(self, item: str, now: float | None) -> list[int]:
-        if self.item_features is None:
+    def _feature_rows(self, side: str, key: str, now: float | None) -> list[int]:
+        """Rows of the side features of a user or item (``side``); with ``now``, admitting new ones."""
+        lookup = self.item_features if side == "item" else self.user_features
+        if lookup is None:
             return []
-        keys = self.item_features(item)
+        keys = [f"{side}:{feature}" for feature in lookup(key)]  # user and item features never collide
         if now is None:
             return [r for r in (self.features.get(k) for k in keys) if r is not None]
         return [r for r in (self._row(self.features, k, now, "feature") for k in keys) if r is not None]
 
-    def _item_parts(self, item_row: int | None, feature_rows: list[int]) -> tuple[float, np.ndarray]:
+    def _parts(self, side: str, key: str) -> tuple[float, np.ndarray]:
+        """Bias and vector of one side: its row (if any) plus the mean of its feature rows (if any)."""
+        table = self.users if side == "user" else self.items
+        row, feature_rows = table.get(key), self._feature_rows(side, key, None)
         bias, vec = 0.0, np.zeros(self.dim)
-        if item_row is not None:
-            bias += self.items.arrays["bias"][item_row]
-            vec = vec + self.items.arrays["vec"][item_row]
+        if row is not None:
+            bias += float(table.arrays["bias"][row])
+            vec = vec + table.arrays["vec"][row]
         if feature_rows:
             bias += float(self.features.arrays["bias"][feature_rows].mean())
             vec = vec + self.features.arrays["vec"][feature_rows].mean(axis=0)
-        return float(bias), vec
+        return bias, vec
 
     # -- prediction ---------------------------------------------------------------------------------
     def score(self, user: str, item: str) -> float:
-        u, i = self.users.get(str(user)), self.items.get(str(item))
-        item_bias, item_vec = self._item_parts(i, self._feature_rows(str(item), None))
-        value = self.mean + item_bias
-        if u is not None:
-            value += self.users.arrays["bias"][u] + self.users.arrays["vec"][u] @ item_vec
-        return float(value)
+        """The predicted rating (or click score) of ``item`` for ``user``."""
+        user_bias, p = self._parts("user", str(user))
+        item_bias, q = self._parts("item", str(item))
+        return float(self.mean + user_bias + item_bias + p @ q)
 
     def score_many(self, user: str, items: Sequence[str]) -> np.ndarray:
-        """``score(user, item)`` for every item (vectorised when all have rows and there are no features)."""
+        """``score(user, item)`` for every item (vectorised when all have rows and no item features)."""
         rows = [self.items.get(str(item)) for item in items]
         if self.item_features is not None or None in rows:
             return np.array([self.score(user, item) for item in items])
         index = np.asarray(rows, dtype=np.int64)
-        scores = self.mean + self.items.arrays["bias"][index]
-        u = self.users.get(str(user))
-        if u is not None:
-            scores += (
-                self.users.arrays["bias"][u] + self.items.arrays["vec"][index] @ self.users.arrays["vec"][u]
-            )
-        return scores
+        user_bias, p = self._parts("user", str(user))
+        scores: np.ndarray = self.items.arrays["bias"][index] + self.items.arrays["vec"][index] @ p
+        return scores + (self.mean + user_bias)
 
     def predict(self, observation: JSON, scope: Scope | None = None) -> float:
         user, item = user_item(observation)
         return self.score(user, item)
 
     def rank(self, user: str, k: int = 10, exclude: Sequence[str] = ()) -> list[str]:
-        """The k known items with the highest predicted score for ``user`` (vectorised over items)."""
+        """The k known items with the highest predicted score for ``user``."""
         if k < 1:
             raise InvalidInput(f"must be >= 1, got {k}", field="k")
         keys = list(self.items.rows)
-        if not keys:
-            return []
-        rows = np.fromiter(self.items.rows.values(), dtype=np.int64, count=len(keys))
-        scores = self.items.arrays["bias"][rows].copy()
-        u = self.users.get(str(user))
-        if u is not None:
-            scores += self.items.arrays["vec"][rows] @ self.users.arrays["vec"][u]
-        if exclude:
-            banned = set(map(str, exclude))
-            scores[[n for n, key in enumerate(keys) if key in banned]] = -np.inf
-        top = np.argsort(-scores, kind="stable")[:k]
-        return [keys[n] for n in top if np.isfinite(scores[n])]
+        scores = self.score_many(user, keys)
+        banned = set(map(str, exclude))
+        scores[[n for n, key in enumerate(keys) if key in banned]] = -np.inf
+        return [keys[n] for n in top_k(scores, k) if np.isfinite(scores[n])]
 
     # -- learning -----------------------------------------------------------------------------------
     def _target(self, step: Step) -> float | None:
@@ -186,14 +176,16 @@ class StreamingFactorization(Predictor):
         now = step.interaction.time
         u = self._row(self.users, user, now, "user")
         i = self._row(self.items, item, now, "item")
-        features = np.array(self._feature_rows(item, now), dtype=np.int64)
+        user_features = np.array(self._feature_rows("user", user, now), dtype=np.int64)
+        item_features = np.array(self._feature_rows("item", item, now), dtype=np.int64)
         # The global mean is a running average, not a gradient step (updated after the prediction).
         us, it, fs = self.users.arrays, self.items.arrays, self.features.arrays
         squared_loss_step(
             self.mean, us["bias"], us["bias_g2"], us["vec"], us["vec_g2"],
             it["bias"], it["bias_g2"], it["vec"], it["vec_g2"],
             fs["bias"], fs["bias_g2"], fs["vec"], fs["vec_g2"],
-            -1 if u is None else u, -1 if i is None else i, features, target, self.learning_rate, self.reg,
+            -1 if u is None else u, -1 if i is None else i, user_features, item_features, target,
+            self.learning_rate, self.reg,
         )  # fmt: skip
         self.count += 1
         self.mean += (target - self.mean) / self.count
@@ -228,10 +220,3 @@ class StreamingFactorization(Predictor):
         self.users = IdTable.from_state(state["users"])
         self.items = IdTable.from_state(state["items"])
         self.features = IdTable.from_state(state["features"])
-
-
-def user_item(observation: JSON) -> tuple[str, str]:
-    """The (user, item) ids of a ``{"user": ..., "item": ...}`` observation."""
-    if not isinstance(observation, dict) or "user" not in observation or "item" not in observation:
-        raise InvalidInput('expected {"user": ..., "item": ...}', field="observation")
-    return str(observation["user"]), str(observation["item"])

@@ -16,6 +16,7 @@ the same for NumPy parameter rows:
 from __future__ import annotations
 
 import math
+import zlib
 from typing import Any
 
 import numpy as np
@@ -71,6 +72,19 @@ class IdTable:
             return None
         self.pending.pop(key, None)
         return self._admit(key, now)
+
+    def seeded_row(
+        self, key: str, now: float, *, init: tuple[str, ...], scale: float, seed: int, salt: str = ""
+    ) -> int | None:
+        """:meth:`row`, and on admission fill the arrays named in ``init`` with N(0, scale²) values drawn
+        from a generator seeded by (``seed``, ``salt``, ``key``) — so a replay recreates the same rows."""
+        fresh = key not in self.rows
+        row = self.row(key, now)
+        if row is not None and fresh:
+            rng = np.random.default_rng([seed, zlib.crc32(f"{salt}:{key}".encode())])
+            for name in init:
+                self.arrays[name][row] = rng.normal(0.0, scale, self.arrays[name].shape[1:])
+        return row
 
     def _admit(self, key: str, now: float) -> int:
         if self.free:

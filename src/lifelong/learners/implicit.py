@@ -21,7 +21,6 @@ it has been seen ``min_count`` times. Negative events (reject, reward ≤ 0) car
 from __future__ import annotations
 
 import math
-import zlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,9 +30,8 @@ from lifelong.errors import InvalidInput
 from lifelong.experience.records import JSON, Scope, Step
 from lifelong.learners._kernels import bpr_step
 from lifelong.learners.base import Predictor
-from lifelong.learners.factorization import user_item
 from lifelong.learners.id_table import IdTable
-from lifelong.learners.ranking import positive_event, top_k
+from lifelong.learners.ranking import positive_event, top_k, user_item
 
 
 class ImplicitFactorization(Predictor):
@@ -109,15 +107,11 @@ class ImplicitFactorization(Predictor):
 
     # -- rows ---------------------------------------------------------------------------------------
     def _row(self, table: IdTable, key: str, now: float, kind: str) -> int | None:
-        fresh = key not in table
-        row = table.row(key, now)
-        if row is not None and fresh:
-            rng = np.random.default_rng([self.seed, zlib.crc32(f"{kind}:{key}".encode())])
-            names = ("p",) if kind == "user" else ("q", "a", "c")
-            for name in names:
-                table.arrays[name][row] = rng.normal(0.0, self.init_scale, self.dim)
-            if kind == "item":
-                self._known = None
+        init = ("p",) if kind == "user" else ("q", "a", "c")
+        admitted = len(table)
+        row = table.seeded_row(key, now, init=init, scale=self.init_scale, seed=self.seed, salt=kind)
+        if kind == "item" and len(table) != admitted:
+            self._known = None  # items leave only through expire(), which resets the cache too
         return row
 
     def known_items(self) -> tuple[list[str], np.ndarray]:

@@ -20,7 +20,13 @@ import numpy as np
 from lifelong.errors import InvalidInput
 from lifelong.experience.records import JSON, Scope, Step
 from lifelong.learners.base import Predictor
-from lifelong.learners.factorization import user_item
+
+
+def user_item(observation: JSON) -> tuple[str, str]:
+    """The (user, item) ids of a ``{"user": ..., "item": ...}`` observation."""
+    if not isinstance(observation, dict) or "user" not in observation or "item" not in observation:
+        raise InvalidInput('expected {"user": ..., "item": ...}', field="observation")
+    return str(observation["user"]), str(observation["item"])
 
 
 def positive_event(step: Step, threshold: float | None) -> bool | None:
@@ -72,14 +78,18 @@ class RankFusion(Predictor):
         per_member = [(name, *member.scores(user)) for name, member in self.members.items()]  # type: ignore[attr-defined]
         universe = list(dict.fromkeys(key for _, keys, _ in per_member for key in keys))
         position = {key: n for n, key in enumerate(universe)}
+        banned_at = [position[key] for key in banned if key in position]
         fused = np.zeros(len(universe))
         for name, keys, scores in per_member:
+            # Members usually know the same items in the same order: then no re-indexing is needed.
+            same = keys == universe
+            at = np.arange(len(keys)) if same else np.array([position[key] for key in keys], dtype=np.int64)
             scores = scores.astype(np.float64, copy=True)
-            scores[[n for n, key in enumerate(keys) if key in banned]] = -np.inf
+            scores[banned_at if same else [n for n, key in enumerate(keys) if key in banned]] = -np.inf
             ranks = np.empty(len(keys))
             ranks[np.argsort(-scores, kind="stable")] = np.arange(len(keys))
-            fused[[position[key] for key in keys]] += self.weights[name] / (self.k + ranks)
-        fused[[position[key] for key in banned if key in position]] = -np.inf
+            fused[at] += self.weights[name] / (self.k + ranks)
+        fused[banned_at] = -np.inf
         return universe, fused
 
     def predict(self, observation: JSON, scope: Scope | None = None) -> float:
