@@ -90,6 +90,9 @@ def test_side_features_help_unseen_items() -> None:
         model.learn(Step(x, (Feedback.rating(x.id, rating),)))
     # a never-seen drama item inherits the drama feature's learned bias
     assert model.score("u1", "new") > model.score("u1", "unknown-genre-item")
+    # the vectorised rank (row + feature rows per item) orders items exactly as score() does
+    by_score = sorted(model.items.rows, key=lambda item: -model.score("u1", item))
+    assert model.rank("u1", k=3) == by_score
 
 
 def test_user_demographics_help_new_users() -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,17 @@ from lifelong.learners.id_table import IdTable
 from lifelong.learners.ranking import top_k, user_item
 
 EPS = 1e-8
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Known items and, flattened, which side-feature rows each has (weights 1/number of features)."""
+
+    keys: list[str]
+    rows: np.ndarray
+    owners: np.ndarray  # position in keys, per (item, feature) pair
+    features: np.ndarray  # feature row, per pair
+    weights: np.ndarray
 
 
 class StreamingFactorization(Predictor):
@@ -81,6 +93,7 @@ class StreamingFactorization(Predictor):
         self.features = self._table(1, math.inf)
         self.mean = 0.0
         self.count = 0
+        self._catalog: tuple[tuple[int, int, int, int], Catalog] | None = None
 
     def _table(self, min_count: int, ttl: float) -> IdTable:
         table = IdTable(min_count=min_count, ttl=ttl)
@@ -149,15 +162,47 @@ class StreamingFactorization(Predictor):
         user, item = user_item(observation)
         return self.score(user, item)
 
+    def catalog(self) -> Catalog:
+        """The known items with their item-side bias and vector (row + side features), cached until the
+        item or feature table changes."""
+        stamp = (id(self.items), self.items.generation, id(self.features), self.features.generation)
+        if self._catalog is None or self._catalog[0] != stamp:
+            keys = list(self.items.rows)
+            rows = np.fromiter(self.items.rows.values(), dtype=np.int64, count=len(keys))
+            owners: list[int] = []
+            features: list[int] = []
+            weights: list[float] = []
+            for n, key in enumerate(keys):
+                found = self._feature_rows("item", key, None)
+                if not found:
+                    continue
+                owners += [n] * len(found)
+                features += found
+                weights += [1.0 / len(found)] * len(found)
+            self._catalog = stamp, Catalog(
+                keys,
+                rows,
+                np.array(owners, dtype=np.int64),
+                np.array(features, dtype=np.int64),
+                np.array(weights),
+            )
+        return self._catalog[1]
+
     def rank(self, user: str, k: int = 10, exclude: Sequence[str] = ()) -> list[str]:
-        """The k known items with the highest predicted score for ``user``."""
+        """The k known items with the highest predicted score for ``user`` (vectorised over items)."""
         if k < 1:
             raise InvalidInput(f"must be >= 1, got {k}", field="k")
-        keys = list(self.items.rows)
-        scores = self.score_many(user, keys)
+        c = self.catalog()
+        bias = self.items.arrays["bias"][c.rows].copy()
+        vec = self.items.arrays["vec"][c.rows].copy()
+        if len(c.features):
+            np.add.at(bias, c.owners, c.weights * self.features.arrays["bias"][c.features])
+            np.add.at(vec, c.owners, c.weights[:, None] * self.features.arrays["vec"][c.features])
+        _, p = self._parts("user", str(user))
+        scores = bias + vec @ p  # μ and the user's bias shift every item equally
         banned = set(map(str, exclude))
-        scores[[n for n, key in enumerate(keys) if key in banned]] = -np.inf
-        return [keys[n] for n in top_k(scores, k) if np.isfinite(scores[n])]
+        scores[[n for n, key in enumerate(c.keys) if key in banned]] = -np.inf
+        return [c.keys[n] for n in top_k(scores, k) if np.isfinite(scores[n])]
 
     # -- learning -----------------------------------------------------------------------------------
     def _target(self, step: Step) -> float | None:
@@ -220,3 +265,4 @@ class StreamingFactorization(Predictor):
         self.users = IdTable.from_state(state["users"])
         self.items = IdTable.from_state(state["items"])
         self.features = IdTable.from_state(state["features"])
+        self._catalog = None

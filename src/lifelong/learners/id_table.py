@@ -40,6 +40,8 @@ class IdTable:
         self.capacity = max(1, int(capacity))
         self.arrays: dict[str, np.ndarray] = {}
         self._fill: dict[str, float] = {}
+        #: Bumped whenever an id gains or loses its row: caches of "which ids have rows" key on it.
+        self.generation = 0
 
     def register(self, name: str, columns: int, fill: float = 0.0) -> None:
         """Add a parameter array with one row per id (``columns`` wide, 0 for a vector).
@@ -95,6 +97,7 @@ class IdTable:
                 self._grow(2 * self.capacity)
         self.rows[key] = row
         self.last_seen[key] = now
+        self.generation += 1
         return row
 
     def _grow(self, capacity: int) -> None:
@@ -114,6 +117,7 @@ class IdTable:
         for name, array in self.arrays.items():
             array[row] = self._fill[name]
         self.free.append(row)
+        self.generation += 1
         return True
 
     def expire(self, now: float) -> list[str]:

@@ -88,8 +88,9 @@ class ImplicitFactorization(Predictor):
             self.items.register(f"{name}_g2", columns)  # AdaGrad's sum of squared gradients
         self.recent: dict[str, list[str]] = {}
         self.rng = np.random.default_rng(seed)
-        # Cache of (keys, rows, position of each key), rebuilt after the item table changes.
+        # Cache of (keys, rows, position of each key) for one generation of the item table.
         self._known: tuple[list[str], np.ndarray, dict[str, int]] | None = None
+        self._known_at: tuple[int, int] = (0, -1)
 
     def config(self) -> dict[str, JSON]:
         return {
@@ -108,11 +109,7 @@ class ImplicitFactorization(Predictor):
     # -- rows ---------------------------------------------------------------------------------------
     def _row(self, table: IdTable, key: str, now: float, kind: str) -> int | None:
         init = ("p",) if kind == "user" else ("q", "a", "c")
-        admitted = len(table)
-        row = table.seeded_row(key, now, init=init, scale=self.init_scale, seed=self.seed, salt=kind)
-        if kind == "item" and len(table) != admitted:
-            self._known = None  # items leave only through expire(), which resets the cache too
-        return row
+        return table.seeded_row(key, now, init=init, scale=self.init_scale, seed=self.seed, salt=kind)
 
     def known_items(self) -> tuple[list[str], np.ndarray]:
         """Ids of the items that have rows, and their rows (cached until the item table changes)."""
@@ -120,7 +117,8 @@ class ImplicitFactorization(Predictor):
         return keys, rows
 
     def _known_index(self) -> tuple[list[str], np.ndarray, dict[str, int]]:
-        if self._known is None:
+        if self._known is None or self._known_at != (id(self.items), self.items.generation):
+            self._known_at = (id(self.items), self.items.generation)
             keys = list(self.items.rows)
             rows = np.fromiter(self.items.rows.values(), dtype=np.int64, count=len(keys))
             self._known = keys, rows, {key: n for n, key in enumerate(keys)}
@@ -211,8 +209,6 @@ class ImplicitFactorization(Predictor):
         users, items = self.users.expire(now), self.items.expire(now)
         for user in users:
             self.recent.pop(user, None)
-        if items:
-            self._known = None
         return users, items
 
     # -- state --------------------------------------------------------------------------------------
