@@ -22,6 +22,7 @@ from lifelong.errors import InvalidInput
 from lifelong.experience.records import JSON, Scope, Step
 from lifelong.learners.base import Predictor
 from lifelong.learners.id_table import IdTable
+from lifelong.learners.ranking import positive_event
 
 
 class Popularity(Predictor):
@@ -52,15 +53,8 @@ class Popularity(Predictor):
             else 2 ** (-elapsed / self.half_life)
         )
 
-    def _positive(self, step: Step) -> bool | None:
-        if step.rating is not None:
-            return step.rating >= self.threshold
-        if step.reward is not None:
-            return step.reward > 0
-        return step.accepted
-
     def _learn(self, step: Step) -> bool:
-        positive = self._positive(step)
+        positive = positive_event(step, self.threshold)
         if positive is None:
             return False
         observation = step.interaction.observation
