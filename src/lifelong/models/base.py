@@ -1,0 +1,116 @@
+"""What a model and an embedder are, to the rest of ``lifelong``.
+
+A :class:`Model` turns a prompt into text. Every backend (llama.cpp in-process, any OpenAI-compatible
+HTTP server) answers :meth:`Model.complete` with a :class:`Completion` that counts the tokens it read and
+wrote, so benchmarks can report the cost of each interaction. When the answer must be one of a known set
+of labels, pass ``choices``: the backend constrains its output to them (a grammar in llama.cpp, the
+closest label for servers that cannot constrain).
+
+An :class:`Embedder` turns texts into unit vectors; context learners search their items with them.
+:class:`CachedEmbedder` remembers recent texts so the agent's recall and the learners' writes embed each
+text once. :class:`HashingEmbedder` needs no model (hashed word and character n-grams): cheap, exact,
+deterministic — for tests and for a first run before a neural embedder is installed.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from lifelong.errors import InvalidInput
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A model's answer: the text, and how many tokens it read (prompt) and wrote (completion)."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float = 0.0
+
+
+@runtime_checkable
+class Model(Protocol):
+    """A text generator."""
+
+    name: str
+
+    def complete(
+        self,
+        prompt: str,
+        *,
+        max_tokens: int = 64,
+        stop: Sequence[str] = (),
+        temperature: float = 0.0,
+        choices: Sequence[str] | None = None,
+    ) -> Completion:
+        """Continue ``prompt``; with ``choices``, the text is exactly one of them."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """How many tokens ``text`` takes in this model's vocabulary."""
+        ...
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Texts → unit vectors of ``dim`` dimensions."""
+
+    dim: int
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """A float32 array of shape (len(texts), dim), each row of length 1."""
+        ...
+
+
+def embed_one(embedder: Embedder, text: str) -> np.ndarray:
+    return np.asarray(embedder.embed([text])[0], dtype=np.float32)
+
+
+class HashingEmbedder:
+    """Signed feature hashing of words, word bigrams and character n-grams into ``dim`` dense slots."""
+
+    def __init__(self, dim: int = 512) -> None:
+        from lifelong.learners.linear import HashedText  # here: learners import this module
+
+        self.dim = dim
+        self._features = HashedText(n_features=dim)  # validates dim (a power of two >= 16)
+        self.name = f"hashing-{dim}"
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            index, value = self._features(text)
+            out[row, index] = value
+        return out
+
+
+class CachedEmbedder:
+    """Wraps an embedder with an LRU cache of the last ``size`` texts."""
+
+    def __init__(self, embedder: Embedder, size: int = 4096) -> None:
+        if size < 1:
+            raise InvalidInput(f"must be >= 1, got {size}", field="size")
+        self.inner = embedder
+        self.dim = embedder.dim
+        self.size = size
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.name = getattr(embedder, "name", type(embedder).__name__)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if missing:
+            for text, vector in zip(missing, self.inner.embed(missing), strict=True):
+                self._cache[text] = np.asarray(vector, dtype=np.float32)
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            out[row] = self._cache[text]
+            self._cache.move_to_end(text)
+        while len(self._cache) > self.size:
+            self._cache.popitem(last=False)
+        return out
