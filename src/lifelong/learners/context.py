@@ -17,6 +17,8 @@ Recall scores blend the cosine similarity with recency and usefulness (the blend
     score = similarity + w_recency * 0.5 ** (age / half_life) + w_usefulness * (usefulness - 0.5)
     usefulness = (wins + 1) / (wins + losses + 2)     # Laplace-smoothed rate of positive outcomes
 
+computed for a shortlist of the most similar items (the priors are bounded, so far-off items cannot win).
+
 Observations are text, or dicts whose ``"query"`` field is the text to search by (see :func:`query_text`).
 """
 
@@ -32,8 +34,13 @@ import numpy as np
 from lifelong.errors import InvalidInput
 from lifelong.experience.records import JSON, FeedbackKind, Scope, Step
 from lifelong.learners.base import Learner
+from lifelong.learners.ranking import top_k
 from lifelong.learners.vector_index import VectorIndex
 from lifelong.models.base import CachedEmbedder, Embedder, embed_one
+
+#: Recall re-ranks the RERANK_FACTOR * k (at least RERANK_MIN) most similar items with the priors.
+RERANK_FACTOR = 8
+RERANK_MIN = 32
 
 #: Key of the metadata field in which an agent records which items of which learner it recalled.
 RECALLED = "recalled"
@@ -160,31 +167,30 @@ class ContextLearner(Learner):
         if index is None or not len(index):
             return []
         keys, sims = index.similarities(embed_one(self.embedder, query))
-        scores = sims + self._priors(keys, now)
-        take = min(len(keys), k or self.k)
-        top = np.argpartition(-scores, take - 1)[:take] if take < len(keys) else np.arange(len(keys))
+        take = k or self.k
+        # The priors move a score by at most w_recency + w_usefulness / 2, so only the most similar
+        # items can win: re-rank a shortlist of them instead of scoring every item of the scope.
+        shortlist = top_k(sims, max(RERANK_FACTOR * take, RERANK_MIN))
         found = [
-            Recalled(self.items[keys[i]], float(scores[i]), float(sims[i]))
-            for i in top
+            Recalled(item, float(sims[i]) + self._prior(item, now), float(sims[i]))
+            for i in shortlist
             if sims[i] >= self.min_similarity
+            for item in (self.items[keys[i]],)
         ]
-        return sorted(found, key=lambda r: -r.score)
+        found.sort(key=lambda r: -r.score)
+        return found[:take]
 
-    def _priors(self, keys: list[str], now: float | None) -> np.ndarray | float:
-        if not self.w_recency and not self.w_usefulness:
-            return 0.0
-        prior = np.empty(len(keys), dtype=np.float32)
-        for i, key in enumerate(keys):
-            item = self.items[key]
-            recency = 0.5 ** (max(0.0, (now or item.touched) - item.touched) / self.half_life)
-            prior[i] = self.w_recency * recency + self.w_usefulness * (item.usefulness - 0.5)
-        return prior
+    def _prior(self, item: Item, now: float | None) -> float:
+        recency = 0.5 ** (max(0.0, (now or item.touched) - item.touched) / self.half_life)
+        return self.w_recency * recency + self.w_usefulness * (item.usefulness - 0.5)
 
     def active_items(self, scope: Scope | None = None) -> list[Item]:
         """Active items, of one scope or of all."""
         key = None if scope is None else self.scope_key(scope)
         return [
-            item for item in self.items.values() if item.active and (key is None or (item.tenant, item.user) == key)
+            item
+            for item in self.items.values()
+            if item.active and (key is None or (item.tenant, item.user) == key)
         ]
 
     def history(self, scope: Scope | None = None) -> list[Item]:
@@ -289,7 +295,7 @@ class ContextLearner(Learner):
         index = self._indexes[key]
         if self.budget is None or len(index) <= self.budget:
             return
-        candidates = sorted((self.items[i] for i in index.keys()), key=_keep_order)
+        candidates = sorted((self.items[i] for i in index.ids()), key=_keep_order)
         for item in candidates[: len(index) - self.budget]:
             del self.items[item.id]
             index.remove(item.id)
@@ -314,7 +320,9 @@ class ContextLearner(Learner):
 
     def _get_state(self) -> dict[str, Any]:
         items = list(self.items.values())
-        vectors = np.stack([self._vector(item) for item in items]) if items else np.zeros((0, self.embedder.dim))
+        vectors = (
+            np.stack([self._vector(item) for item in items]) if items else np.zeros((0, self.embedder.dim))
+        )
         return {"items": [asdict(item) for item in items], "vectors": vectors.astype(np.float32)}
 
     def _vector(self, item: Item) -> np.ndarray:

@@ -33,7 +33,13 @@ class ExampleBank(ContextLearner):
     """(input, right output) pairs from positive feedback and corrections; see the module docstring."""
 
     def __init__(
-        self, embedder: Embedder, *, per_user: bool = False, k: int = 8, budget: int | None = None, **recall: Any
+        self,
+        embedder: Embedder,
+        *,
+        per_user: bool = False,
+        k: int = 8,
+        budget: int | None = None,
+        **recall: Any,
     ) -> None:
         super().__init__(embedder, per_user=per_user, k=k, budget=budget, **recall)
 

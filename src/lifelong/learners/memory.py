@@ -130,7 +130,7 @@ class Memory(ContextLearner):
         index = self._indexes.get(key)
         if index is None:
             return None
-        for item_id in index.keys():  # linear in the scope's budget (hundreds), not in all items
+        for item_id in index.ids():  # linear in the scope's budget (hundreds), not in all items
             item = self.items[item_id]
             if item.payload.get("key") == fact_key:
                 return item

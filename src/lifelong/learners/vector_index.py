@@ -77,7 +77,7 @@ class VectorIndex:
             self._position[moved] = row
         self._keys.pop()
 
-    def keys(self) -> list[str]:
+    def ids(self) -> list[str]:
         return list(self._keys)
 
     def vector(self, key: str) -> np.ndarray:
@@ -98,4 +98,3 @@ class VectorIndex:
             return []
         top = top_k(sims, k)
         return [(keys[i], float(sims[i])) for i in top]
-

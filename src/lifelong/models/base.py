@@ -32,6 +32,8 @@ class Completion:
     prompt_tokens: int
     completion_tokens: int
     seconds: float = 0.0
+    #: Log-probability of each generated token under greedy decoding (empty when the backend gives none).
+    token_logprobs: tuple[float, ...] = ()
 
 
 @runtime_checkable

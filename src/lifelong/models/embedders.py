@@ -32,14 +32,19 @@ class MiniLM:
         try:
             self._model: Any = package.load_model(device=device)
         except (OSError, FileNotFoundError, ValueError) as exc:
-            raise ModelError(f"could not load all-MiniLM-L6-v2 from {package.get_model_path()}: {exc}") from None
+            raise ModelError(
+                f"could not load all-MiniLM-L6-v2 from {package.get_model_path()}: {exc}"
+            ) from None
         self.batch_size = batch_size
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         vectors = self._model.encode(
-            list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
             show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32)

@@ -27,6 +27,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from lifelong.errors import InvalidInput, ModelError, NotFound
 from lifelong.models.base import Completion
 
@@ -143,6 +145,11 @@ class LlamaCpp:
         if max_tokens < 1:
             raise InvalidInput(f"must be >= 1, got {max_tokens}", field="max_tokens")
         kwargs: dict[str, Any] = {}
+        logprobs: list[float] = []
+        if temperature == 0.0 and choices is None:
+            from llama_cpp import LogitsProcessorList
+
+            kwargs["logits_processor"] = LogitsProcessorList([_GreedyLogprob(logprobs)])
         if choices is not None:
             kwargs["grammar"] = _choice_grammar(tuple(choices))
             max_tokens = max(max_tokens, max(self.count_tokens(c) for c in choices) + 1)
@@ -165,13 +172,30 @@ class LlamaCpp:
         text = str(out["choices"][0]["text"])
         usage = out.get("usage") or {}
         if choices is not None and text not in choices:
-            raise ModelError(f"constrained generation returned {text!r}, not one of the {len(choices)} choices")
+            raise ModelError(
+                f"constrained generation returned {text!r}, not one of the {len(choices)} choices"
+            )
         return Completion(
             text=text,
             prompt_tokens=int(usage.get("prompt_tokens", len(tokens))),
             completion_tokens=int(usage.get("completion_tokens", 0)),
             seconds=time.perf_counter() - start,
+            token_logprobs=tuple(logprobs),
         )
+
+
+class _GreedyLogprob:
+    """A logits processor that records log p of the most likely token (the one greedy decoding takes)
+    and leaves the logits unchanged: the confidence of each token without llama.cpp's ``logits_all``
+    (which would compute the 262K-way output layer for every prompt token)."""
+
+    def __init__(self, out: list[float]) -> None:
+        self.out = out
+
+    def __call__(self, input_ids: Any, logits: Any) -> Any:
+        top = float(np.max(logits))
+        self.out.append(-float(np.log(np.sum(np.exp(logits - top)))))
+        return logits
 
 
 @lru_cache(maxsize=16)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import difflib
 import json
 import random
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -142,7 +141,7 @@ class OpenAICompatible:
                     last = f"HTTP {exc.code}: {detail}"
                     continue
                 raise ModelError(f"{url} refused the request (HTTP {exc.code}): {detail}") from None
-            except (urllib.error.URLError, TimeoutError, socket.timeout, ConnectionError) as exc:
+            except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
                 last = str(getattr(exc, "reason", exc))
                 continue
             try:

@@ -1,0 +1,349 @@
+"""The agent: a frozen model plus context learners, learning from every piece of feedback.
+
+:meth:`Agent.act` recalls from the learners (lessons, example bank, memory), lets the :class:`Task` build
+a prompt from the recalls within the token budget, calls the model, applies the lessons to the answer,
+logs the interaction — with the ids of the items it recalled and the versions of the learners — and
+returns a :class:`Response` carrying the interaction id. :meth:`Agent.feedback` appends the feedback to
+the log *first* (the log is the truth), then every learner learns from the step before the call
+returns, so the very next ``act`` already benefits.
+
+With ``model=None`` the agent is the pure embedding-kNN baseline: it answers with a similarity-weighted
+vote of its nearest examples and never calls a model.
+
+>>> from lifelong.agents.tasks import LabelTask
+>>> from lifelong.experience import ExperienceLog, Scope
+>>> from lifelong.learners import ExampleBank
+>>> from lifelong.models import HashingEmbedder
+>>> agent = Agent(None, LabelTask(["card_arrival", "lost_card"]), ExperienceLog(":memory:"),
+...               examples=ExampleBank(HashingEmbedder()))
+>>> first = agent.act("my card has not arrived yet", Scope(user="ada"))
+>>> first.action is None  # nothing learned yet: the kNN baseline abstains
+True
+>>> _ = agent.feedback(first.id, correction="card_arrival")
+>>> agent.act("my card has still not arrived", Scope(user="ada")).action
+'card_arrival'
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from lifelong.errors import InvalidInput, NotFound
+from lifelong.experience.log import ExperienceLog
+from lifelong.experience.records import JSON, Feedback, Interaction, Scope, Step
+from lifelong.learners.context import RECALLED, ContextLearner, Recalled, query_text
+from lifelong.learners.examples import ExampleBank
+from lifelong.learners.gate import GATE, SuggestionGate, same_answer
+from lifelong.learners.lessons import Lessons
+from lifelong.learners.memory import Memory
+from lifelong.models.base import Model
+
+
+@dataclass
+class Context:
+    """What the learners recalled for one observation, best first within each kind."""
+
+    examples: list[Recalled] = field(default_factory=list)
+    lessons: list[Recalled] = field(default_factory=list)
+    memory: list[Recalled] = field(default_factory=list)
+
+    def drop_weakest(self) -> bool:
+        """Remove the lowest-scored recalled item (to fit a token budget); False when nothing is left."""
+        pools = [p for p in (self.memory, self.examples, self.lessons) if p]
+        if not pools:
+            return False
+        weakest = min(pools, key=lambda p: p[-1].score)
+        weakest.pop()
+        return True
+
+
+class Task(Protocol):
+    """How one kind of job is put to a base model and read back."""
+
+    name: str
+    max_tokens: int
+    stop: Sequence[str]
+
+    def prompt(self, observation: JSON, context: Context) -> str: ...
+
+    def choices(self, observation: JSON) -> Sequence[str] | None:
+        """The only answers allowed (constrained decoding), or None for free text."""
+        ...
+
+    def parse(self, text: str, observation: JSON) -> JSON:
+        """The action the model's text stands for; None means abstain."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """What :meth:`Agent.act` returns."""
+
+    id: str  # the interaction id to send feedback to
+    action: JSON  # None: the agent abstained
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    model_calls: int = 0
+    seconds: float = 0.0
+    recalled: int = 0
+
+
+class Agent:
+    """A model plus learners; see the module docstring."""
+
+    def __init__(
+        self,
+        model: Model | None,
+        task: Task,
+        log: ExperienceLog,
+        *,
+        examples: ExampleBank | None = None,
+        lessons: Lessons | None = None,
+        memory: Memory | None = None,
+        gate: SuggestionGate | None = None,
+        token_budget: int = 1024,
+        pending: int = 10_000,
+    ) -> None:
+        if model is None and examples is None:
+            raise InvalidInput("the kNN baseline (model=None) needs an example bank", field="examples")
+        if token_budget < 16:
+            raise InvalidInput(f"must be >= 16 tokens, got {token_budget}", field="token_budget")
+        self.model = model
+        self.task = task
+        self.log = log
+        self.examples = examples
+        self.lessons = lessons
+        self.memory = memory
+        self.gate = gate
+        self.token_budget = token_budget
+        self._pending: OrderedDict[str, Interaction] = OrderedDict()
+        self._pending_limit = pending
+
+    @property
+    def learners(self) -> dict[str, ContextLearner]:
+        found = {"examples": self.examples, "lessons": self.lessons, "memory": self.memory}
+        return {name: learner for name, learner in found.items() if learner is not None}
+
+    def freeze(self) -> Agent:
+        """Act with what is learned so far and learn nothing more (the frozen control)."""
+        for learner in self.learners.values():
+            learner.freeze()
+        if self.gate is not None:
+            self.gate.freeze()
+        return self
+
+    # ------------------------------------------------------------------ acting
+
+    def recall(self, observation: JSON, scope: Scope, now: float | None = None) -> Context:
+        query = query_text(observation)
+        context = Context()
+        for name, learner in self.learners.items():
+            setattr(context, name, learner.recall(query, scope, now=now))
+        return context
+
+    def act(self, observation: JSON, scope: Scope | None = None, *, now: float | None = None) -> Response:
+        """Answer ``observation`` for ``scope``; the response's id is the logged interaction's id."""
+        scope = scope or Scope()
+        start = time.perf_counter()
+        stamp = time.time() if now is None else now
+        context = self.recall(observation, scope, now=stamp)
+        prompt_tokens = completion_tokens = calls = 0
+        candidates: list[dict[str, JSON]] = []
+        if self.model is None:
+            action = self._vote(context)
+            if self.lessons is not None and action is not None:
+                action = self.lessons.amend(action, context.lessons)
+        else:
+            prompt = self._fit(observation, context)
+            completion = self.model.complete(
+                prompt,
+                max_tokens=self.task.max_tokens,
+                stop=self.task.stop,
+                choices=self.task.choices(observation),
+            )
+            prompt_tokens, completion_tokens, calls = (
+                completion.prompt_tokens,
+                completion.completion_tokens,
+                1,
+            )
+            action = self.task.parse(completion.text, observation)
+            amended = action
+            if self.lessons is not None and action is not None:
+                amended = self.lessons.amend(action, context.lessons)
+            if self.gate is None:
+                action = amended
+            else:
+                options = gate_candidates(
+                    observation, amended, amended != action, completion.token_logprobs, context
+                )
+                action, _ = self.gate.choose(options)
+                candidates = [{"action": a, "features": f} for a, f in options]
+        recalled = {
+            learner.name: [r.id for r in getattr(context, name)] for name, learner in self.learners.items()
+        }
+        interaction = Interaction(
+            scope,
+            observation,
+            action,
+            time=stamp,
+            versions=self._versions(),
+            metadata={
+                RECALLED: recalled,
+                GATE: candidates,
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+            },
+        )
+        self.log.append(interaction)
+        self._remember(interaction)
+        return Response(
+            interaction.id,
+            action,
+            prompt_tokens,
+            completion_tokens,
+            calls,
+            time.perf_counter() - start,
+            sum(len(ids) for ids in recalled.values()),
+        )
+
+    def _versions(self) -> dict[str, int]:
+        versions = {learner.name: learner.version for learner in self.learners.values()}
+        if self.gate is not None:
+            versions[self.gate.name] = self.gate.version
+        return versions
+
+    def _fit(self, observation: JSON, context: Context) -> str:
+        """The task's prompt, dropping the weakest recalls until it fits the token budget."""
+        assert self.model is not None
+        while True:
+            prompt = self.task.prompt(observation, context)
+            if self.model.count_tokens(prompt) <= self.token_budget or not context.drop_weakest():
+                return prompt
+
+    def _vote(self, context: Context) -> JSON:
+        votes: dict[str, tuple[float, JSON]] = {}
+        for r in context.examples:
+            output = r.item.payload["output"]
+            key = repr(output)
+            weight, _ = votes.get(key, (0.0, output))
+            votes[key] = (weight + max(r.similarity, 0.0), output)
+        if not votes:
+            return None
+        return max(votes.values(), key=lambda v: v[0])[1]
+
+    def _remember(self, interaction: Interaction) -> None:
+        self._pending[interaction.id] = interaction
+        while len(self._pending) > self._pending_limit:
+            self._pending.popitem(last=False)
+
+    # ------------------------------------------------------------------ learning
+
+    def feedback(
+        self,
+        interaction_id: str,
+        *,
+        reward: float | None = None,
+        accept: bool | None = None,
+        correction: JSON = None,
+        rating: float | None = None,
+        outcome: JSON = None,
+        now: float | None = None,
+    ) -> Step:
+        """Log feedback on an interaction, then learn from it at once; returns the step learned from."""
+        interaction = self._pending.get(interaction_id)
+        if interaction is None:
+            try:
+                interaction = self.log.get(interaction_id).interaction
+            except NotFound:
+                raise NotFound(f"no interaction {interaction_id!r} in {self.log.url}") from None
+        kw: dict[str, Any] = {} if now is None else {"time": now}
+        feedback: list[Feedback] = []
+        if reward is not None:
+            feedback.append(Feedback.reward(interaction_id, reward, **kw))
+        if accept is not None:
+            feedback.append((Feedback.accept if accept else Feedback.reject)(interaction_id, **kw))
+        if correction is not None:
+            feedback.append(Feedback.correction(interaction_id, correction, **kw))
+        if rating is not None:
+            feedback.append(Feedback.rating(interaction_id, rating, **kw))
+        if outcome is not None:
+            feedback.append(Feedback.outcome(interaction_id, outcome, **kw))
+        if not feedback:
+            raise InvalidInput(
+                "give at least one of reward, accept, correction, rating, outcome", field="feedback"
+            )
+        self.log.append_many(feedback)
+        step = Step(interaction, tuple(feedback))
+        for learner in self.learners.values():
+            learner.learn(step)
+        if self.gate is not None:
+            self.gate.learn(step)
+        return step
+
+
+def gate_candidates(
+    observation: JSON,
+    answer: JSON,
+    amended: bool,
+    token_logprobs: Sequence[float],
+    context: Context,
+) -> list[tuple[JSON, dict[str, float]]]:
+    """The candidates a :class:`SuggestionGate` chooses from, with their features.
+
+    The model's answer (with its token log-probabilities) and, when it differs, the answer of the
+    nearest past example; each with the nearest example's similarity, whether the two agree, and
+    whether the text already appears in the observation's context (code that is being repeated).
+    """
+    nearest = context.examples[0] if context.examples else None
+    example_answer = nearest.item.payload.get("output") if nearest is not None else None
+    similarity = nearest.similarity if nearest is not None else 0.0
+    seen = _context_lines(observation)
+    options: list[tuple[JSON, dict[str, float]]] = []
+    if answer is not None:
+        lp = list(token_logprobs) or [0.0]
+        options.append(
+            (
+                answer,
+                {
+                    "model": 1.0,
+                    "logprob_mean": sum(lp) / len(lp),
+                    "logprob_min": min(lp),
+                    "tokens": len(token_logprobs) / 10.0,
+                    "example_similarity": similarity,
+                    "agrees_with_example": float(
+                        example_answer is not None and same_answer(answer, example_answer)
+                    ),
+                    "in_context": float(_normal(answer) in seen),
+                    "amended_by_lesson": float(amended),
+                    "length": min(len(str(answer)), 80) / 40.0,
+                },
+            )
+        )
+    if example_answer is not None and not (answer is not None and same_answer(answer, example_answer)):
+        options.append(
+            (
+                example_answer,
+                {
+                    "example": 1.0,
+                    "example_similarity": similarity,
+                    "example_usefulness": nearest.item.usefulness if nearest is not None else 0.5,
+                    "in_context": float(_normal(example_answer) in seen),
+                    "length": min(len(str(example_answer)), 80) / 40.0,
+                },
+            )
+        )
+    return options
+
+
+def _normal(value: JSON) -> str:
+    return " ".join(str(value).split())
+
+
+def _context_lines(observation: JSON) -> set[str]:
+    if isinstance(observation, dict) and isinstance(observation.get("context"), str):
+        return {_normal(line) for line in observation["context"].splitlines() if line.strip()}
+    return set()

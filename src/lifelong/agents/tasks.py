@@ -1,0 +1,141 @@
+"""Prompt formats for base (non-instruction-tuned) models: what the agent shows and how it reads back.
+
+A base model continues text, so each task writes a document whose natural continuation is the answer:
+few-shot ``Query:/Intent:`` pairs for labelling (nearest demonstration last, closest to the query, as
+in Liu et al., "What Makes Good In-Context Examples for GPT-3?", DeeLIO 2022), and plain code for code
+completion (retrieved snippets first, then the current file — the layout of retrieval-augmented code
+completion, Zhang et al., "RepoCoder", EMNLP 2023).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from lifelong.agents.agent import Context
+from lifelong.errors import InvalidInput
+from lifelong.experience.records import JSON, Step
+from lifelong.learners.context import Recalled, query_text, right_answer
+from lifelong.learners.memory import Fact
+
+
+class LabelTask:
+    """Label a text with one of a fixed set of labels (output constrained to the set)."""
+
+    max_tokens = 16
+    stop: Sequence[str] = ("\n",)
+
+    def __init__(self, labels: Sequence[str], *, instruction: str = "Label each query.") -> None:
+        if not labels:
+            raise InvalidInput("must not be empty", field="labels")
+        self.labels = sorted(set(labels))
+        self.instruction = instruction
+        self.name = "label"
+        self._choices = [" " + label for label in self.labels]
+
+    def prompt(self, observation: JSON, context: Context) -> str:
+        parts = [self.instruction, ""]
+        if context.memory:
+            parts += [f"Known: {r.item.text}" for r in reversed(context.memory)] + [""]
+        for r in reversed(context.lessons):
+            parts.append(f"Note: {r.item.text}")
+        if context.lessons:
+            parts.append("")
+        for r in reversed(context.examples):  # nearest last
+            parts += [
+                f"Query: {query_text(r.item.payload['input'])}",
+                f"Intent: {r.item.payload['output']}",
+                "",
+            ]
+        parts += [f"Query: {query_text(observation)}", "Intent:"]
+        return "\n".join(parts)
+
+    def choices(self, observation: JSON) -> Sequence[str]:
+        return self._choices
+
+    def parse(self, text: str, observation: JSON) -> JSON:
+        label = text.strip()
+        return label if label in self.labels else None
+
+
+class CodeCompletionTask:
+    """Suggest the rest of a line of code from the file so far and retrieved snippets."""
+
+    max_tokens = 48
+    stop: Sequence[str] = ("\n",)
+
+    def __init__(self, *, context_lines: int = 24) -> None:
+        self.context_lines = context_lines
+        self.name = "code-completion"
+
+    def prompt(self, observation: JSON, context: Context) -> str:
+        if not isinstance(observation, dict):
+            raise InvalidInput(
+                "a code-completion observation is a dict (path, context, indent)", field="observation"
+            )
+        parts: list[str] = []
+        if context.memory:
+            parts += ["# Definitions seen in this codebase:"]
+            parts += [f"# {r.item.text}" for r in reversed(context.memory)] + [""]
+        for r in reversed([*context.lessons, *context.examples]):  # nearest last
+            snippet = _snippet(r)
+            if snippet:
+                parts += [snippet, ""]
+        lines = str(observation.get("context", "")).splitlines()[-self.context_lines :]
+        parts += [f"# file: {observation.get('path', '?')}", *lines]
+        return "\n".join(parts) + "\n" + str(observation.get("indent", ""))
+
+    def choices(self, observation: JSON) -> None:
+        return None
+
+    def parse(self, text: str, observation: JSON) -> JSON:
+        suggestion = text.rstrip()
+        return suggestion if suggestion.strip() else None
+
+
+def _snippet(r: Recalled) -> str:
+    """A recalled example or lesson as code: the lines before, then the line that was right."""
+    payload = r.item.payload
+    right = payload.get("output", payload.get("right"))
+    observation = payload.get("input")
+    if right is None or not isinstance(observation, dict):
+        return ""
+    before = str(observation.get("context", "")).splitlines()[-3:]
+    return "\n".join([*before, str(observation.get("indent", "")) + str(right)])
+
+
+_DEFINITION = re.compile(r"^(?:async\s+)?(def|class)\s+([A-Za-z_]\w*)")
+_IMPORT = re.compile(r"^(?:from\s+[\w.]+\s+)?import\s+(.+)$")
+_CONSTANT = re.compile(r"^([A-Z_][A-Z0-9_]*)\s*=\s*\S")
+
+
+def code_facts(step: Step) -> list[Fact]:
+    """Definitions the developer typed (``def``/``class``/imports/module constants), keyed by name.
+
+    A name defined again with a different line supersedes the older definition in memory.
+    """
+    line = step.correction
+    if not isinstance(line, str):
+        return []
+    line = line.strip()
+    match = _DEFINITION.match(line)
+    if match:
+        return [Fact(line, key=f"{match.group(1)} {match.group(2)}")]
+    match = _IMPORT.match(line)
+    if match:
+        return [Fact(line, key=f"import {match.group(1).strip()}")]
+    observation = step.interaction.observation
+    if isinstance(observation, dict) and not observation.get("indent"):
+        match = _CONSTANT.match(line)
+        if match:
+            return [Fact(line, key=f"constant {match.group(1)}")]
+    return []
+
+
+def label_facts(step: Step) -> list[Fact]:
+    """For labelling: remember the right label of this exact query (a later correction supersedes it)."""
+    label = right_answer(step)
+    if label is None:
+        return []
+    query = query_text(step.interaction.observation)
+    return [Fact(f"{query!r} is {label}", key=" ".join(query.casefold().split()), query=query)]

@@ -1,0 +1,233 @@
+"""``lifelong bench intent-stream`` and ``lifelong bench code-completion``: token-space learning, measured.
+
+Each variant is the same frozen model with a different set of context learners, run prequentially on
+the same stream orders (:func:`lifelong.eval.agents.run_agent`):
+
+- ``learner`` — example bank + lessons + memory, all learning;
+- ``control`` — the same agent frozen from the start (nothing learned: the model alone);
+- ``knn`` — no model at all: a similarity-weighted vote of the nearest examples (embedding kNN);
+- ``examples`` / ``lessons`` / ``memory`` — one learner alone (the ablation);
+- for suggestion tasks (code completion) the learner also has a :class:`SuggestionGate` that learns
+  when to stay silent: ``context`` is the three context learners without it, ``gate`` the gate alone.
+
+Every variant of a stream order shares one model and one embedder (loaded once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lifelong.agents import Agent, CodeCompletionTask, LabelTask
+from lifelong.agents.tasks import code_facts, label_facts
+from lifelong.envs.base import Env
+from lifelong.envs.code_completion import CodeCompletion
+from lifelong.envs.intent_stream import IntentStream
+from lifelong.errors import InvalidInput
+from lifelong.eval.agents import AgentTrace, run_agent
+from lifelong.eval.metrics import slope_ci, windowed
+from lifelong.eval.result import Curve, Result
+from lifelong.experience.log import ExperienceLog
+from lifelong.learners import ExampleBank, Lessons, Memory
+from lifelong.learners.gate import SuggestionGate
+from lifelong.learners.memory import Extractor
+from lifelong.models.base import CachedEmbedder, Embedder, Model
+
+VARIANTS = ("learner", "control", "knn", "examples", "lessons", "memory", "context", "gate")
+INTENT_INSTRUCTION = "Classify each banking customer query by its intent."
+
+
+def build_agent(
+    variant: str,
+    model: Model | None,
+    embedder: Embedder,
+    task: Any,
+    extract: Extractor,
+    log: ExperienceLog,
+    *,
+    per_user: bool,
+    token_budget: int,
+    gated: bool = False,
+) -> Agent:
+    """One of :data:`VARIANTS`, with fresh (empty) learners."""
+    if variant not in VARIANTS:
+        raise InvalidInput(f"must be one of {', '.join(VARIANTS)}, got {variant!r}", field="variant")
+    uses = {
+        "learner": {"examples", "lessons", "memory"},
+        "control": {"examples", "lessons", "memory"},
+        "knn": {"examples"},
+        "examples": {"examples"},
+        "lessons": {"lessons"},
+        "memory": {"memory"},
+        "context": {"examples", "lessons", "memory"},
+        "gate": set(),
+    }[variant]
+    agent = Agent(
+        None if variant == "knn" else model,
+        task,
+        log,
+        examples=ExampleBank(embedder, per_user=per_user) if "examples" in use else None,
+        lessons=Lessons(embedder, per_user=per_user) if "lessons" in use else None,
+        memory=Memory(embedder, extract=extract, per_user=per_user) if "memory" in use else None,
+        gate=SuggestionGate() if gated and variant in ("learner", "control", "gate") else None,
+        token_budget=token_budget,
+    )
+    return agent.freeze() if variant == "control" else agent
+
+
+def run_variants(
+    name: str,
+    make_env: Callable[[], Env[Any, Any]],
+    make_agent: Callable[[str, ExperienceLog], Agent],
+    variants: Sequence[str],
+    seeds: Sequence[int],
+    window: int,
+    out: Path,
+) -> tuple[Result, dict[str, list[AgentTrace]]]:
+    """Every variant on every stream order; curves of the right-rate and the reward per request."""
+    result = Result(name=name, protocol="prequential agent", seeds=list(seeds))
+    traces: dict[str, list[AgentTrace]] = {v: [] for v in variants}
+    out.mkdir(parents=True, exist_ok=True)
+    for seed in seeds:
+        for variant in variants:
+            log = ExperienceLog(out / f"{variant}-order{seed}.db")
+            env = make_env()
+            started = time.perf_counter()
+            trace = run_agent(make_agent(variant, log), env, seed)
+            log.close()
+            traces[variant].append(trace)
+            s = trace.summary()
+            print(
+                f"  order {seed} {variant:9s} right {s['right_rate']:.3f}  accept {s['accept_rate']:.3f}  "
+                f"reward/req {s['reward_per_request']:+.3f}  ({time.perf_counter() - started:.0f} s)",
+                flush=True,
+            )
+    for variant, runs in traces.items():
+        n = min(len(t) for t in runs)
+        xs, _ = windowed(np.asarray(runs[0].right[:n], dtype=float), window)
+        result.curves[variant] = Curve(
+            [float(x) for x in xs],
+            [windowed(np.asarray(t.right[:n], dtype=float), window)[1].tolist() for t in runs],
+            kind="score",
+            ylabel="right (accepted / correct) per request",
+        )
+        summaries = [t.summary() for t in runs]
+        for key in summaries[0]:
+            result.add_metric(f"{variant}.{key}", [s[key] for s in summaries])
+        last = [float(np.mean(t.right[n - window : n])) for t in runs]
+        result.add_metric(f"{variant}.last_window", last)
+        slopes = [slope_ci(np.arange(n), np.asarray(t.right[:n], dtype=float)).slope for t in runs]
+        result.add_metric(f"{variant}.slope_per_1k", [1000 * s for s in slopes])
+    return result, traces
+
+
+def _models(embedder_kind: str) -> tuple[Model, Embedder]:
+    from lifelong.models import LlamaCpp, MiniLM
+
+    embedder: Embedder = MiniLM() if embedder_kind == "minilm" else _hashing()
+    return LlamaCpp(), CachedEmbedder(embedder, size=20_000)
+
+
+def _hashing() -> Embedder:
+    from lifelong.models import HashingEmbedder
+
+    return HashingEmbedder()
+
+
+def code_completion(args: argparse.Namespace) -> Result:
+    model, embedder = _models("minilm")
+    source = getattr(args, "source", None)
+    packages = tuple((getattr(args, "packages", None) or "json,email,http,logging").split(","))
+    requests = args.steps or 1000
+    variants = _variants(args, default=("learner", "control", "knn"))
+
+    def make_env() -> CodeCompletion:
+        kw: dict[str, Any] = {"rate": 0.25, "limit": requests}
+        return (
+            CodeCompletion.from_path(source, **kw) if source else CodeCompletion.from_stdlib(packages, **kw)
+        )
+
+    task = CodeCompletionTask()
+
+    def make_agent(variant: str, log: ExperienceLog) -> Agent:
+        return build_agent(
+            variant, model, embedder, task, code_facts, log, per_user=True, token_budget=768, gated=True
+        )
+
+    seeds = list(range(args.seeds))
+    result, _ = run_variants(
+        "code completion (token space)",
+        make_env,
+        make_agent,
+        variants,
+        seeds,
+        max(20, requests // 10),
+        Path(args.out) / "code-completion-logs",
+    )
+    result.config = {
+        "codebase": source or f"stdlib: {', '.join(packages)}",
+        "requests": requests,
+        "rate": 0.25,
+    }
+    _headline(result, "accept_rate", "reward_per_request")
+    return result
+
+
+def intent_stream(args: argparse.Namespace) -> Result:
+    model, embedder = _models("minilm")
+    stream = IntentStream.banking77(args.data)
+    items = args.steps or 1000
+    variants = _variants(args, default=("learner", "control", "knn"))
+    task = LabelTask(stream.labels, instruction=INTENT_INSTRUCTION)
+
+    def make_env() -> IntentStream:
+        return IntentStream(stream.texts, stream.labels, limit=items)
+
+    def make_agent(variant: str, log: ExperienceLog) -> Agent:
+        return build_agent(variant, model, embedder, task, label_facts, log, per_user=False, token_budget=768)
+
+    seeds = list(range(args.seeds))
+    window = max(50, items // 10)
+    result, _ = run_variants(
+        "BANKING77 intent stream (token space)",
+        make_env,
+        make_agent,
+        variants,
+        seeds,
+        window,
+        Path(args.out) / "intent-stream-logs",
+    )
+    result.config = {"items": items, "window": window, "labels": len(task.labels)}
+    result.extra["last_window_accuracy"] = {v: result.metrics[f"{v}.last_window"].to_dict() for v in variants}
+    result.extra["repeat_error_rate"] = {
+        v: result.metrics[f"{v}.repeat_error_rate"].to_dict() for v in variants
+    }
+    from lifelong.bench_recall import recall_latency
+
+    result.extra["recall_p95_ms"] = recall_latency(embedder, stream.texts)
+    return result
+
+
+def _variants(args: argparse.Namespace, default: Sequence[str]) -> tuple[str, ...]:
+    chosen = getattr(args, "variants", None)
+    names = tuple(chosen.split(",")) if chosen else tuple(default)
+    unknown = set(names) - set(VARIANTS)
+    if unknown:
+        raise InvalidInput(
+            f"unknown {sorted(unknown)}; choose from {', '.join(VARIANTS)}", field="--variants"
+        )
+    return names
+
+
+def _headline(result: Result, *keys: str) -> None:
+    for key in keys:
+        result.extra[key] = {
+            name.split(".")[0]: stat.to_dict()
+            for name, stat in result.metrics.items()
+            if name.endswith("." + key)
+        }

@@ -1,0 +1,210 @@
+"""Code completion: a simulated developer writes the files of a real codebase, top to bottom.
+
+At sampled line starts (the cursor after the line's indentation) the agent suggests the rest of the line
+or abstains (action None). The developer accepts iff the suggestion equals the true line up to
+whitespace, rejects it otherwise, and then types the true line — a correction the agent sees. Rewards
+follow Cursor Tab's online RL: +0.75 for an accepted suggestion, -0.25 for a rejected one, 0 for
+staying silent. The step info carries ``accepted`` (None when abstaining), ``correct_action`` (the rest
+of the true line), ``chars_saved`` and ``pattern`` (the whitespace-normalised line, to count repeated
+errors on the same line pattern).
+
+The default codebase is a few packages of Python's own standard library, found at run time on any
+machine (:func:`stdlib_files`); any directory or git checkout can be given instead.
+
+>>> env = CodeCompletion.from_stdlib(["json"], rate=1.0, limit=3)
+>>> observation, info = env.reset(seed=0)
+>>> sorted(observation)
+['context', 'indent', 'path', 'query']
+>>> _, reward, done, _, info = env.step(None)
+>>> reward, info["accepted"]
+(0.0, None)
+"""
+
+from __future__ import annotations
+
+import sysconfig
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lifelong.envs.base import Env, StepResult
+from lifelong.errors import InvalidInput, NotFound
+from lifelong.experience.records import Scope
+
+ACCEPT_REWARD = 0.75
+REJECT_REWARD = -0.25
+DEFAULT_PACKAGES = ("json", "email", "http", "logging")
+
+
+def normalise(code: str) -> str:
+    """A line with runs of whitespace collapsed to one space and the ends stripped."""
+    return " ".join(code.split())
+
+
+def stdlib_files(packages: Sequence[str] = DEFAULT_PACKAGES) -> list[Path]:
+    """The ``.py`` files of standard-library packages (or single modules) of the running Python."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    files: list[Path] = []
+    for name in packages:
+        package, module = root / name, root / f"{name}.py"
+        if package.is_dir():
+            files += sorted(p for p in package.rglob("*.py") if "test" not in p.relative_to(root).parts[1:])
+        elif module.is_file():
+            files.append(module)
+        else:
+            raise NotFound(f"no standard-library package or module {name!r} under {root}")
+    return files
+
+
+def source_files(path: str | Path) -> list[Path]:
+    """The ``.py`` files under a directory (or git checkout), sorted; a single file is itself."""
+    root = Path(path)
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        raise NotFound(f"no source directory at {root}: give a directory or git checkout with .py files")
+    files = sorted(p for p in root.rglob("*.py") if ".git" not in p.parts and ".venv" not in p.parts)
+    if not files:
+        raise NotFound(f"no .py files under {root}")
+    return files
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One sampled line start: which file, which line."""
+
+    file: int
+    line: int
+
+
+class CodeCompletion(Env[dict[str, str], str | None]):
+    """See the module docstring. ``rate`` is the chance a non-blank line becomes a request."""
+
+    def __init__(
+        self,
+        files: Sequence[str | Path],
+        *,
+        rate: float = 0.25,
+        limit: int | None = None,
+        context_lines: int = 40,
+        query_lines: int = 2,
+        min_chars: int = 2,
+        shuffle_files: bool = False,
+        scope: Scope | None = None,
+        root: str | Path | None = None,
+    ) -> None:
+        if not files:
+            raise InvalidInput("no source files given", field="files")
+        if not 0.0 < rate <= 1.0:
+            raise InvalidInput(f"must be in (0, 1], got {rate}", field="rate")
+        if limit is not None and limit < 1:
+            raise InvalidInput(f"must be >= 1, got {limit}", field="limit")
+        self.paths = [Path(f) for f in files]
+        self.root = Path(root) if root is not None else Path(_common_root(self.paths))
+        self.lines: list[list[str]] = []
+        for path in self.paths:
+            try:
+                self.lines.append(path.read_text(encoding="utf-8", errors="replace").splitlines())
+            except OSError as exc:
+                raise NotFound(f"cannot read source file {path}: {exc}") from None
+        self.rate = rate
+        self.limit = limit
+        self.context_lines = context_lines
+        self.query_lines = query_lines
+        self.min_chars = min_chars
+        self.shuffle_files = shuffle_files
+        self.scope = scope or Scope(tenant="code", user="developer")
+        self._requests: list[Request] = []
+        self._t = 0
+
+    @classmethod
+    def from_stdlib(cls, packages: Sequence[str] = DEFAULT_PACKAGES, **kw: Any) -> CodeCompletion:
+        files = stdlib_files(packages)
+        return cls(files, root=Path(sysconfig.get_paths()["stdlib"]), **kw)
+
+    @classmethod
+    def from_path(cls, path: str | Path, **kw: Any) -> CodeCompletion:
+        return cls(source_files(path), root=Path(path) if Path(path).is_dir() else Path(path).parent, **kw)
+
+    def __len__(self) -> int:
+        return len(self._requests) if self._requests else self._expected()
+
+    def _expected(self) -> int:
+        eligible = sum(self._eligible(line) for lines in self.lines for line in lines)
+        n = round(eligible * self.rate)
+        return min(n, self.limit) if self.limit is not None else n
+
+    def _eligible(self, line: str) -> bool:
+        return len(line.strip()) >= self.min_chars
+
+    def reset(self, *, seed: int | None = None) -> tuple[dict[str, str], dict[str, Any]]:
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(len(self.paths)) if self.shuffle_files else np.arange(len(self.paths))
+        requests = [
+            Request(int(f), i)
+            for f in order
+            for i, line in enumerate(self.lines[f])
+            if self._eligible(line) and rng.random() < self.rate
+        ]
+        if not requests:
+            raise InvalidInput("no line was sampled: raise rate or give more files", field="rate")
+        self._requests = requests[: self.limit] if self.limit is not None else requests
+        self._t = 0
+        return self._observation(), {"scope": self.scope}
+
+    def _observation(self) -> dict[str, str]:
+        request = self._requests[self._t]
+        lines = self.lines[request.file]
+        before = lines[max(0, request.line - self.context_lines) : request.line]
+        true = lines[request.line]
+        indent = true[: len(true) - len(true.lstrip())]
+        recent = [normalise(line) for line in before if line.strip()][-self.query_lines :]
+        return {
+            "path": self._name(request.file),
+            "context": "\n".join(before),
+            "indent": indent,
+            "query": " / ".join(recent) + f" / {len(indent)}>"
+            if recent
+            else f"start of file / {len(indent)}>",
+        }
+
+    def _name(self, file: int) -> str:
+        path = self.paths[file]
+        try:
+            return str(path.relative_to(self.root))
+        except ValueError:
+            return path.name
+
+    def step(self, action: str | None) -> StepResult:
+        if not self._requests or self._t >= len(self._requests):
+            raise InvalidInput("the stream has ended; call reset()", field="step")
+        if action is not None and not isinstance(action, str):
+            raise InvalidInput(f"must be a string or None, got {type(action).__name__}", field="action")
+        request = self._requests[self._t]
+        true = self.lines[request.file][request.line]
+        rest = true.lstrip()
+        if action is None:
+            accepted, reward = None, 0.0
+        else:
+            accepted = normalise(action) == normalise(rest)
+            reward = ACCEPT_REWARD if accepted else REJECT_REWARD
+        self._t += 1
+        done = self._t >= len(self._requests)
+        info = {
+            "accepted": accepted,
+            "correct_action": rest,
+            "chars_saved": len(rest) if accepted else 0,
+            "pattern": normalise(rest),
+            "best_reward": ACCEPT_REWARD,
+            "scope": self.scope,
+        }
+        return (None if done else self._observation()), reward, done, False, info
+
+
+def _common_root(paths: Sequence[Path]) -> str:
+    import os.path
+
+    return os.path.commonpath([str(p.parent) for p in paths])

@@ -1,0 +1,124 @@
+"""Running an :class:`~lifelong.agents.Agent` through an environment, and what to measure on the way.
+
+:func:`run_agent` is the prequential protocol for agents: each observation is answered *before* its
+feedback is known, the environment judges the answer, and the feedback (reward, accept/reject, the
+right answer as a correction) goes back through :meth:`Agent.feedback` — logged, then learned from —
+before the next observation. The :class:`AgentTrace` keeps one row per request: reward, whether a
+suggestion was made and accepted, the cost (model calls, tokens, seconds) and the ``pattern`` of the
+request (the intent, or the normalised code line) for :func:`repeat_error_rate`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from lifelong.agents.agent import Agent
+from lifelong.envs.base import Env
+from lifelong.experience.records import Scope
+
+
+@dataclass
+class AgentTrace:
+    """Per-request records of one run."""
+
+    reward: list[float] = field(default_factory=list)
+    suggested: list[bool] = field(default_factory=list)
+    right: list[bool] = field(default_factory=list)  # accepted / correct label
+    chars_saved: list[int] = field(default_factory=list)
+    prompt_tokens: list[int] = field(default_factory=list)
+    completion_tokens: list[int] = field(default_factory=list)
+    model_calls: list[int] = field(default_factory=list)
+    act_seconds: list[float] = field(default_factory=list)
+    learn_seconds: list[float] = field(default_factory=list)
+    pattern: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.reward)
+
+    def summary(self) -> dict[str, float]:
+        n = max(1, len(self))
+        suggestions = max(1, sum(self.suggested))
+        return {
+            "requests": float(len(self)),
+            "accept_rate": sum(self.right) / suggestions,  # of the suggestions made
+            "right_rate": sum(self.right) / n,  # of all requests (accuracy for labelling)
+            "suggestion_rate": sum(self.suggested) / n,
+            "reward_per_request": sum(self.reward) / n,
+            "chars_saved": float(sum(self.chars_saved)),
+            "repeat_error_rate": repeat_error_rate(self.pattern, self.right, self.suggested),
+            "model_calls_per_request": sum(self.model_calls) / n,
+            "tokens_per_request": (sum(self.prompt_tokens) + sum(self.completion_tokens)) / n,
+            "act_seconds_per_request": sum(self.act_seconds) / n,
+            "learn_seconds_per_request": sum(self.learn_seconds) / n,
+        }
+
+
+def run_agent(
+    agent: Agent,
+    env: Env[Any, Any],
+    seed: int,
+    *,
+    on_step: Callable[[AgentTrace], None] | None = None,
+) -> AgentTrace:
+    """Run ``agent`` through ``env`` (one stream order, ``seed``) and return its trace."""
+    trace = AgentTrace()
+    observation, info = env.reset(seed=seed)
+    scope: Scope = info.get("scope", env.scope)
+    t = 0
+    done = False
+    while not done:
+        now = 1.7e9 + t  # the stream's own clock: one second per request, the same on every run
+        response = agent.act(observation, scope, now=now)
+        observation, reward, done, _, info = env.step(response.action)
+        accepted = info.get("accepted")
+        correct = info.get("correct_action")
+        right = bool(accepted) if "accepted" in info else response.action == correct
+        start = time.perf_counter()
+        agent.feedback(
+            response.id,
+            reward=float(reward),
+            accept=accepted if isinstance(accepted, bool) else None,
+            correction=correct,
+            now=now + 0.5,
+        )
+        trace.learn_seconds.append(time.perf_counter() - start)
+        trace.reward.append(float(reward))
+        trace.suggested.append(response.action is not None)
+        trace.right.append(right)
+        trace.chars_saved.append(int(info.get("chars_saved", 0)))
+        trace.prompt_tokens.append(response.prompt_tokens)
+        trace.completion_tokens.append(response.completion_tokens)
+        trace.model_calls.append(response.model_calls)
+        trace.act_seconds.append(response.seconds)
+        trace.pattern.append(str(info.get("pattern", correct)))
+        scope = info.get("scope", scope)
+        t += 1
+        if on_step is not None:
+            on_step(trace)
+    return trace
+
+
+def repeat_error_rate(pattern: list[str], right: list[bool], suggested: list[bool] | None = None) -> float:
+    """Of the corrected mistakes whose pattern comes again later, the share still not right next time.
+
+    A mistake is a request answered wrongly (for suggestions: a rejected one); its correction is the
+    right answer. The next request with the same pattern (the same intent, the same code line) counts
+    as a repeat error unless it is right. NaN when no corrected mistake ever recurs.
+    """
+    suggested = suggested if suggested is not None else [True] * len(right)
+    next_seen: dict[str, int] = {}
+    following = np.full(len(pattern), -1)
+    for t in range(len(pattern) - 1, -1, -1):
+        following[t] = next_seen.get(pattern[t], -1)
+        next_seen[pattern[t]] = t
+    repeats = [
+        not right[following[t]]
+        for t in range(len(pattern))
+        if suggested[t] and not right[t] and following[t] >= 0
+    ]
+    return float(np.mean(repeats)) if repeats else float("nan")
