@@ -57,7 +57,7 @@ def build_agent(
     """One of :data:`VARIANTS`, with fresh (empty) learners."""
     if variant not in VARIANTS:
         raise InvalidInput(f"must be one of {', '.join(VARIANTS)}, got {variant!r}", field="variant")
-    uses = {
+    use = {
         "learner": {"examples", "lessons", "memory"},
         "control": {"examples", "lessons", "memory"},
         "knn": {"examples"},
