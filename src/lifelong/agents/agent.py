@@ -26,6 +26,7 @@ True
 
 from __future__ import annotations
 
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -311,6 +312,7 @@ def gate_candidates(
                 {
                     "model": 1.0,
                     "logprob_mean": sum(lp) / len(lp),
+                    "p_mean": math.exp(sum(lp) / len(lp)),  # geometric mean of the token probabilities
                     "logprob_min": min(lp),
                     "tokens": len(token_logprobs) / 10.0,
                     "example_similarity": similarity,

@@ -46,7 +46,7 @@ class SuggestionGate(Learner):
         self,
         *,
         threshold: float = 0.25,
-        lr: float = 0.2,
+        lr: float = 0.5,
         l2: float = 1e-4,
     ) -> None:
         super().__init__()

