@@ -176,7 +176,7 @@ def test_sampling_is_seeded_and_limited(repo: Path) -> None:
 def test_missing_sources_are_clear(tmp_path: Path) -> None:
     with pytest.raises(NotFound, match="no source directory"):
         CodeCompletion.from_path(tmp_path / "missing")
-    with pytest.raises(NotFound, match="no .py files"):
+    with pytest.raises(NotFound, match=r"no \.py files"):
         CodeCompletion.from_path(tmp_path)
     with pytest.raises(NotFound, match="no standard-library package"):
         stdlib_files(["no_such_package_xyz"])

@@ -138,7 +138,7 @@ def test_an_unreachable_server_is_backend_unavailable_after_bounded_retries() ->
     url = f"http://127.0.0.1:{_free_port()}"
     model = OpenAICompatible(url, retries=2, backoff=0.05, timeout=1)
     started = time.perf_counter()
-    with pytest.raises(BackendUnavailable, match="after 3 attempts.*llama_cpp.server") as info:
+    with pytest.raises(BackendUnavailable, match=r"after 3 attempts.*llama_cpp\.server") as info:
         model.complete("hello")
     assert info.value.url == url + "/v1/completions"
     assert time.perf_counter() - started < 5

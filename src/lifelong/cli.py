@@ -135,16 +135,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser(
         "demo",
-        help="the main job: an online learner on a real stream, against its frozen control",
-        description="Stream BANKING77 customer queries through an online intent learner that logs every "
-        "interaction to an experience log and learns from each correction, next to its frozen control; "
-        "write the learning curves (PNG + JSON), snapshot the learned state, and check that replaying "
-        "the log rebuilds it exactly.",
+        help="the main job: a code-completion agent learns a codebase, next to its frozen control",
+        description="A simulated developer writes a real codebase (a standard-library package by default) "
+        "top to bottom; at sampled line starts the embedded model (Gemma 3 270M, llama.cpp) suggests the "
+        "rest of the line. The learning agent learns from every accept, reject and correction (example "
+        "bank, lessons, memory, suggestion gate); its frozen control answers the same requests. Shows "
+        "both accept rates live, writes the curves (PNG + JSON), versions the learned state and checks "
+        "that replaying the log rebuilds it.",
     )
-    demo.add_argument("--data", help="BANKING77 folder (default: $LIFELONG_DATA or ../shared/data)")
+    demo.add_argument(
+        "--package", default="email", help="standard-library package(s), comma-separated (default: email)"
+    )
+    demo.add_argument("--source", help="a directory or git checkout to write instead of the standard library")
+    demo.add_argument("--requests", type=int, default=150, help="completion requests (default 150)")
+    demo.add_argument(
+        "--rate", type=float, default=0.25, help="share of lines that are requests (default 0.25)"
+    )
+    demo.add_argument("--seed", type=int, default=0, help="which lines are sampled (default 0)")
     demo.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
-    demo.add_argument("--steps", type=int, default=4000, help="queries per stream order (default 4000)")
-    demo.add_argument("--seeds", type=int, default=3, help="stream orders (default 3)")
     demo.add_argument("--log", help="experience log URL (default: OUT/experience.db)")
     demo.set_defaults(func=cmd_demo)
 

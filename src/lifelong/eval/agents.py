@@ -19,6 +19,7 @@ import numpy as np
 
 from lifelong.agents.agent import Agent
 from lifelong.envs.base import Env
+from lifelong.errors import InvalidInput
 from lifelong.experience.records import Scope
 
 
@@ -58,26 +59,27 @@ class AgentTrace:
         }
 
 
-def run_agent(
-    agent: Agent,
-    env: Env[Any, Any],
-    seed: int,
-    *,
-    on_step: Callable[[AgentTrace], None] | None = None,
-) -> AgentTrace:
-    """Run ``agent`` through ``env`` (one stream order, ``seed``) and return its trace."""
-    trace = AgentTrace()
-    observation, info = env.reset(seed=seed)
-    scope: Scope = info.get("scope", env.scope)
-    t = 0
-    done = False
-    while not done:
-        now = 1.7e9 + t  # the stream's own clock: one second per request, the same on every run
-        response = agent.act(observation, scope, now=now)
-        observation, reward, done, _, info = env.step(response.action)
+class AgentRun:
+    """One agent going through one stream order, a request per :meth:`step` (for lockstep runs)."""
+
+    def __init__(self, agent: Agent, env: Env[Any, Any], seed: int) -> None:
+        self.agent = agent
+        self.env = env
+        self.trace = AgentTrace()
+        self.observation, info = env.reset(seed=seed)
+        self.scope: Scope = info.get("scope", env.scope)
+        self.done = False
+
+    def step(self) -> AgentTrace:
+        """Answer the current request, let the environment judge it, and learn from the feedback."""
+        if self.done:
+            raise InvalidInput("this run has ended", field="step")
+        trace, agent = self.trace, self.agent
+        now = 1.7e9 + len(trace)  # the stream's own clock: one second per request, the same on every run
+        response = agent.act(self.observation, self.scope, now=now)
+        self.observation, reward, self.done, _, info = self.env.step(response.action)
         accepted = info.get("accepted")
         correct = info.get("correct_action")
-        right = bool(accepted) if "accepted" in info else response.action == correct
         start = time.perf_counter()
         agent.feedback(
             response.id,
@@ -89,18 +91,31 @@ def run_agent(
         trace.learn_seconds.append(time.perf_counter() - start)
         trace.reward.append(float(reward))
         trace.suggested.append(response.action is not None)
-        trace.right.append(right)
+        trace.right.append(bool(accepted) if "accepted" in info else response.action == correct)
         trace.chars_saved.append(int(info.get("chars_saved", 0)))
         trace.prompt_tokens.append(response.prompt_tokens)
         trace.completion_tokens.append(response.completion_tokens)
         trace.model_calls.append(response.model_calls)
         trace.act_seconds.append(response.seconds)
         trace.pattern.append(str(info.get("pattern", correct)))
-        scope = info.get("scope", scope)
-        t += 1
+        self.scope = info.get("scope", self.scope)
+        return trace
+
+
+def run_agent(
+    agent: Agent,
+    env: Env[Any, Any],
+    seed: int,
+    *,
+    on_step: Callable[[AgentTrace], None] | None = None,
+) -> AgentTrace:
+    """Run ``agent`` through ``env`` (one stream order, ``seed``) and return its trace."""
+    run = AgentRun(agent, env, seed)
+    while not run.done:
+        run.step()
         if on_step is not None:
-            on_step(trace)
-    return trace
+            on_step(run.trace)
+    return run.trace
 
 
 def repeat_error_rate(pattern: list[str], right: list[bool], suggested: list[bool] | None = None) -> float:

@@ -179,12 +179,15 @@ class StreamingFactorization(Predictor):
                 owners += [n] * len(found)
                 features += found
                 weights += [1.0 / len(found)] * len(found)
-            self._catalog = stamp, Catalog(
-                keys,
-                rows,
-                np.array(owners, dtype=np.int64),
-                np.array(features, dtype=np.int64),
-                np.array(weights),
+            self._catalog = (
+                stamp,
+                Catalog(
+                    keys,
+                    rows,
+                    np.array(owners, dtype=np.int64),
+                    np.array(features, dtype=np.int64),
+                    np.array(weights),
+                ),
             )
         return self._catalog[1]
 

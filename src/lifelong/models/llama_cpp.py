@@ -202,7 +202,7 @@ class _ChoiceTrie:
         if not choices or any(not isinstance(c, str) or not c for c in choices):
             raise InvalidInput("must be a non-empty list of non-empty strings", field="choices")
         llm = model._llm
-        self.sequences = [tuple(llm.tokenize(c.encode("utf-8"), add_bos=False, special=False)) for c in choices]
+        self.sequences = [tuple(llm.tokenize(c.encode(), add_bos=False, special=False)) for c in choices]
         self.depth = max(len(s) for s in self.sequences)
         self.eos = llm.token_eos()
         self._next: dict[tuple[int, ...], set[int]] = {}
