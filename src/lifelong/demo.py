@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -62,10 +63,10 @@ def run_demo(args: argparse.Namespace) -> int:
     scope = Scope(tenant="code", user="developer", session=session)
 
     def make_env() -> CodeCompletion:
-        kw = {"rate": args.rate, "limit": args.requests, "scope": scope}
+        kw: dict[str, Any] = {"rate": args.rate, "limit": args.requests, "scope": scope}
         if args.source:
-            return CodeCompletion.from_path(args.source, **kw)  # type: ignore[arg-type]
-        return CodeCompletion.from_stdlib(args.package.split(","), **kw)  # type: ignore[arg-type]
+            return CodeCompletion.from_path(args.source, **kw)
+        return CodeCompletion.from_stdlib(args.package.split(","), **kw)
 
     envs = (make_env(), make_env())  # fails early if the source is missing
     where = args.source or f"the standard library's {args.package}"

@@ -171,7 +171,23 @@ SUITES: dict[str, Suite] = {
         "BANKING77: adaptation gap G(k) on 10 unseen intents after learning the other 67",
         intent_adaptation,
     ),
+    "intent-stream": Suite(
+        "BANKING77 labelled by Gemma 3 270M with learned context (examples, lessons, memory) vs frozen "
+        "vs embedding kNN, ablations, repeat-error rate, recall latency at 10K/100K items (--steps: items)",
+        lambda args: _bench_agents().intent_stream(args),
+    ),
+    "code-completion": Suite(
+        "a developer writes stdlib packages; Gemma 3 270M completes lines with learned context and a "
+        "suggestion gate vs frozen vs kNN, ablations (--steps: requests)",
+        lambda args: _bench_agents().code_completion(args),
+    ),
 }
+
+
+def _bench_agents() -> Any:
+    from lifelong import bench_agents  # loads torch and llama.cpp: only for the suites that use them
+
+    return bench_agents
 
 
 def run_suite(args: argparse.Namespace) -> int:

@@ -71,7 +71,7 @@ class Task(Protocol):
 
     def prompt(self, observation: JSON, context: Context) -> str: ...
 
-    def choices(self, observation: JSON) -> Sequence[str] | None:
+    def choices(self, observation: JSON, context: Context) -> Sequence[str] | None:
         """The only answers allowed (constrained decoding), or None for free text."""
         ...
 
@@ -164,7 +164,7 @@ class Agent:
                 prompt,
                 max_tokens=self.task.max_tokens,
                 stop=self.task.stop,
-                choices=self.task.choices(observation),
+                choices=self.task.choices(observation, context),
             )
             prompt_tokens, completion_tokens, calls = (
                 completion.prompt_tokens,

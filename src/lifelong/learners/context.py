@@ -182,7 +182,7 @@ class ContextLearner(Learner):
 
     def _prior(self, item: Item, now: float | None) -> float:
         recency = 0.5 ** (max(0.0, (now or item.touched) - item.touched) / self.half_life)
-        return self.w_recency * recency + self.w_usefulness * (item.usefulness - 0.5)
+        return float(self.w_recency * recency) + self.w_usefulness * (item.usefulness - 0.5)
 
     def active_items(self, scope: Scope | None = None) -> list[Item]:
         """Active items, of one scope or of all."""

@@ -84,7 +84,7 @@ class VectorIndex:
         row = self._position.get(key)
         if row is None:
             raise NotFound(f"no vector for {key!r}")
-        return self._rows[row].copy()
+        return np.array(self._rows[row], copy=True)
 
     def similarities(self, query: np.ndarray) -> tuple[list[str], np.ndarray]:
         """Every key and its cosine similarity to ``query`` (a view of the keys, in row order)."""

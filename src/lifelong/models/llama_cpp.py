@@ -72,8 +72,9 @@ _PATCH_LOCK = threading.Lock()
 @contextmanager
 def without_amx() -> Iterator[None]:
     """While loading a model, make llama-cpp-python's default model parameters skip extra buffer types."""
-    import llama_cpp.llama as high_level
+    import llama_cpp.llama as high_level_module
 
+    high_level: Any = high_level_module  # its module attribute llama_cpp (the C API) is not re-exported
     if extra_buffers_wanted():
         yield
         return

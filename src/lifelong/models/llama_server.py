@@ -14,7 +14,7 @@ def main() -> None:
     except ImportError:
         raise SystemExit('the server extra is missing: pip install "llama-cpp-python[server]"') from None
     with without_amx():  # the server loads its model inside, so the patch spans its whole life
-        serve()
+        serve()  # type: ignore[no-untyped-call]
 
 
 if __name__ == "__main__":
