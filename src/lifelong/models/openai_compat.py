@@ -75,16 +75,8 @@ class OpenAICompatible:
         temperature: float = 0.0,
         choices: Sequence[str] | None = None,
     ) -> Completion:
-        body: dict[str, Any] = {
-            "model": self.model,
-            "prompt": prompt,
-            "max_tokens": max_tokens,
-            "temperature": temperature,
-        }
-        if stop:
-            body["stop"] = list(stop)
         start = time.perf_counter()
-        data = self._post("/completions", body)
+        data = self._post("/completions", self._body(max_tokens, temperature, stop, prompt=prompt))
         text = _first(data, "text")
         return self._completion(data, closest(text, choices) if choices else text, start)
 
@@ -97,20 +89,26 @@ class OpenAICompatible:
         stop: Sequence[str] = (),
     ) -> Completion:
         """One chat turn: ``messages`` as ``[{"role": "user", "content": "..."}]``."""
-        body: dict[str, Any] = {
-            "model": self.model,
-            "messages": [dict(m) for m in messages],
-            "max_tokens": max_tokens,
-            "temperature": temperature,
-        }
-        if stop:
-            body["stop"] = list(stop)
         start = time.perf_counter()
+        body = self._body(max_tokens, temperature, stop, messages=[dict(m) for m in messages])
         data = self._post("/chat/completions", body)
         message = _first(data, "message")
         if not isinstance(message, dict) or not isinstance(message.get("content"), str):
             raise ModelError(f"{self.base_url}/chat/completions answered without a message content")
         return self._completion(data, message["content"], start)
+
+    def _body(
+        self, max_tokens: int, temperature: float, stop: Sequence[str], **fields: Any
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            **fields,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+        }
+        if stop:
+            body["stop"] = list(stop)
+        return body
 
     def _completion(self, data: dict[str, Any], text: str, start: float) -> Completion:
         usage = data.get("usage") or {}
