@@ -275,6 +275,16 @@ def test_forget_user_removes_everything_derived_from_their_interactions() -> Non
         log.get(ids["ada"][0])
 
 
+def test_the_agent_forgets_a_user_in_one_call() -> None:
+    log = ExperienceLog(":memory:")
+    agent = agent_with_learners(log)
+    ids = drive(agent)
+    report = agent.forget_user("bob", tenant="bank")
+    assert report.interactions_deleted == 2
+    assert all(learner.derived_from(ids["bob"]) == [] for learner in agent.learners.values())
+    assert log.stats().interactions == 3
+
+
 # ---------------------------------------------------------------- the index
 
 

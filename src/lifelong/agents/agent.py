@@ -31,7 +31,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from lifelong.errors import InvalidInput, NotFound
 from lifelong.experience.log import ExperienceLog
@@ -42,6 +42,9 @@ from lifelong.learners.gate import GATE, SuggestionGate, same_answer
 from lifelong.learners.lessons import Lessons
 from lifelong.learners.memory import Memory
 from lifelong.models.base import Model
+
+if TYPE_CHECKING:
+    from lifelong.erasure import ErasureReport
 
 
 @dataclass
@@ -136,6 +139,15 @@ class Agent:
         if self.gate is not None:
             self.gate.freeze()
         return self
+
+    def forget_user(self, user: str, tenant: str = "default") -> ErasureReport:
+        """Delete ``user``'s interactions and feedback from the log and every memory, example and lesson
+        any of them contributed to (found through each item's sources). The gate's dozen shared weights
+        keep the user's updates until it is rebuilt from the remaining log (see the report)."""
+        from lifelong.erasure import forget_user
+
+        self._pending = OrderedDict((k, v) for k, v in self._pending.items() if v.scope.user != user)
+        return forget_user(user, log=self.log, learners=dict(self.learners), tenant=tenant)
 
     # ------------------------------------------------------------------ acting
 
