@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import platform
 import subprocess
 import sys
@@ -31,6 +30,7 @@ import numpy as np
 
 from lifelong.errors import InvalidInput, NotFound
 from lifelong.eval.metrics import mean_std
+from lifelong.files import atomic_open
 
 
 @dataclass
@@ -166,15 +166,8 @@ class Result:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            with tmp.open("w", encoding="utf-8") as out:
-                out.write(text)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with atomic_open(path) as out:
+            out.write(text)
         return path
 
     @classmethod

@@ -24,7 +24,6 @@ columns used for filtering and ordering.
 from __future__ import annotations
 
 import json
-import os
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from typing import Any, Literal
 
 from lifelong.errors import Conflict, InvalidInput, NotFound
 from lifelong.experience.records import Feedback, Interaction, Scope, Step, canonical_json
+from lifelong.files import atomic_open
 from lifelong.storage import Cursor, Database, chunks, open_database, placeholders
 
 SCHEMA_VERSION = 1
@@ -393,18 +393,11 @@ class ExperienceLog:
         path = Path(path)
         if not path.parent.exists():
             raise InvalidInput(f"directory {path.parent} does not exist", field="path")
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         count = 0
-        try:
-            with tmp.open("w", encoding="utf-8") as out:
-                for step in self.replay(scope, since, until):
-                    out.write(canonical_json(step.to_dict()) + "\n")
-                    count += 1
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with atomic_open(path) as out:
+            for step in self.replay(scope, since, until):
+                out.write(canonical_json(step.to_dict()) + "\n")
+                count += 1
         return count
 
     def import_jsonl(self, path: str | Path, batch_size: int = 1000) -> AppendReport:

@@ -33,7 +33,6 @@ small SQLite index beside them.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from typing import Any
 
 from lifelong.errors import InvalidInput, NotFound
 from lifelong.experience.records import Scope
+from lifelong.files import atomic_open
 from lifelong.learners.base import Learner
 from lifelong.state.codec import decode, digest, encode
 from lifelong.state.diff import StateDiff, diff_states
@@ -233,12 +233,8 @@ class VersionStore:
     def _write_file(self, name: str, version: int, blob: bytes) -> None:
         path = self._file(name, version)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        with tmp.open("wb") as out:
+        with atomic_open(path, "wb") as out:
             out.write(blob)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
 
     def versions(self, name: str) -> list[VersionInfo]:
         """Every version of learner ``name``, oldest first."""
