@@ -53,8 +53,10 @@ def build_agent(
     per_user: bool,
     token_budget: int,
     gated: bool = False,
+    k: tuple[int, int, int] = (6, 2, 2),
 ) -> Agent:
-    """One of :data:`VARIANTS`, with fresh (empty) learners."""
+    """One of :data:`VARIANTS`, with fresh (empty) learners recalling ``k`` = (examples, lessons, memory)
+    items per request (small: a 270M model reads ~500 prompt tokens/s on 2 cores)."""
     if variant not in VARIANTS:
         raise InvalidInput(f"must be one of {', '.join(VARIANTS)}, got {variant!r}", field="variant")
     use = {
@@ -71,9 +73,9 @@ def build_agent(
         None if variant == "knn" else model,
         task,
         log,
-        examples=ExampleBank(embedder, per_user=per_user) if "examples" in use else None,
-        lessons=Lessons(embedder, per_user=per_user) if "lessons" in use else None,
-        memory=Memory(embedder, extract=extract, per_user=per_user) if "memory" in use else None,
+        examples=ExampleBank(embedder, per_user=per_user, k=k[0]) if "examples" in use else None,
+        lessons=Lessons(embedder, per_user=per_user, k=k[1]) if "lessons" in use else None,
+        memory=Memory(embedder, extract=extract, per_user=per_user, k=k[2]) if "memory" in use else None,
         gate=SuggestionGate() if gated and variant in ("learner", "control", "gate") else None,
         token_budget=token_budget,
     )
@@ -89,9 +91,11 @@ def run_variants(
     window: int,
     out: Path,
     ablations: Sequence[str] = (),
+    ablation_limit: int | None = None,
 ) -> tuple[Result, dict[str, list[AgentTrace]]]:
     """Every variant on every stream order, the ablations on the first order only (they cost as much
-    as the learner each); curves of the right rate (accepted or correct per request)."""
+    as the learner each; ``ablation_limit`` shortens their stream); curves of the right rate (accepted or
+    correct per request)."""
     result = Result(name=name, protocol="prequential agent", seeds=list(seeds))
     traces: dict[str, list[AgentTrace]] = {v: [] for v in [*variants, *ablations]}
     out.mkdir(parents=True, exist_ok=True)
@@ -99,6 +103,8 @@ def run_variants(
         for variant in [*variants, *(ablations if n_order == 0 else ())]:
             log = ExperienceLog(out / f"{variant}-order{seed}.db")
             env = make_env()
+            if variant in ablations and ablation_limit is not None:
+                env.limit = min(ablation_limit, env.limit or ablation_limit)  # type: ignore[attr-defined]
             started = time.perf_counter()
             trace = run_agent(make_agent(variant, log), env, seed)
             log.close()
@@ -125,6 +131,13 @@ def run_variants(
         result.add_metric(f"{variant}.last_window", last)
         slopes = [slope_ci(np.arange(n), np.asarray(t.right[:n], dtype=float)).slope for t in runs]
         result.add_metric(f"{variant}.slope_per_1k", [1000 * s for s in slopes])
+    if ablations and ablation_limit is not None:  # the full variants on the ablations' shorter stream
+        for variant in variants:
+            first = traces[variant][0]
+            m = min(ablation_limit, len(first))
+            prefix = AgentTrace(**{f: getattr(first, f)[:m] for f in AgentTrace.__dataclass_fields__})
+            for key, value in prefix.summary().items():
+                result.add_metric(f"{variant}.first_{m}.{key}", [value])
     return result, traces
 
 
@@ -172,6 +185,7 @@ def code_completion(args: argparse.Namespace) -> Result:
         max(20, requests // 10),
         Path(args.out) / "code-completion-logs",
         ablations,
+        getattr(args, "ablation_steps", None),
     )
     result.config = {
         "codebase": source or f"stdlib: {', '.join(packages)}",
@@ -207,8 +221,17 @@ def intent_stream(args: argparse.Namespace) -> Result:
         window,
         Path(args.out) / "intent-stream-logs",
         ablations,
+        getattr(args, "ablation_steps", None),
     )
-    result.config = {"items": items, "window": window, "labels": len(task.labels)}
+    result.config = {
+        "items": items,
+        "window": window,
+        "labels": len(task.labels),
+        "ablation_items": getattr(args, "ablation_steps", None) or items,
+        "recalled_per_request": {"examples": 6, "lessons": 2, "memory": 2},
+        "model": "Gemma 3 270M Q4_K_M (llama.cpp)",
+        "embedder": "all-MiniLM-L6-v2",
+    }
     _headline(result, "last_window", "repeat_error_rate", "right_rate")
     result.extra["last_window_accuracy"] = result.extra.pop("last_window")
     from lifelong.bench_recall import recall_latency

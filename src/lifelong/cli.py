@@ -164,6 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--data", help="data folder (default: $LIFELONG_DATA or ../shared/data)")
     bench.add_argument("--seeds", type=int, default=5, help="seeds / stream orders (default 5)")
     bench.add_argument("--steps", type=int, help="limit the stream length")
+    bench.add_argument(
+        "--ablation-steps", type=int, help="intent-stream / code-completion: stream length of the ablations"
+    )
+    bench.add_argument(
+        "--variants", help="intent-stream / code-completion: agent variants, comma-separated (see --help)"
+    )
     bench.set_defaults(func=cmd_bench)
 
     log = sub.add_parser("log", help="inspect and manage an experience log")
