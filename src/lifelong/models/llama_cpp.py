@@ -93,6 +93,19 @@ def without_amx() -> Iterator[None]:
             high_level.llama_cpp.llama_model_default_params = original
 
 
+def _default_threads() -> int:
+    """``$LIFELONG_LLAMA_THREADS``, else every core (two processes on two cores: give each one)."""
+    setting = os.environ.get("LIFELONG_LLAMA_THREADS")
+    if setting:
+        try:
+            return max(1, int(setting))
+        except ValueError:
+            raise InvalidInput(
+                f"must be a whole number, got {setting!r}", field="LIFELONG_LLAMA_THREADS"
+            ) from None
+    return max(1, os.cpu_count() or 1)
+
+
 class LlamaCpp:
     """A GGUF model in this process. Thread-safe (one call at a time)."""
 
@@ -123,7 +136,7 @@ class LlamaCpp:
                 self._llm = Llama(
                     model_path=str(model_path),
                     n_ctx=n_ctx,
-                    n_threads=n_threads or max(1, os.cpu_count() or 1),
+                    n_threads=n_threads or _default_threads(),
                     seed=seed,
                     verbose=False,
                 )
