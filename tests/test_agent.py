@@ -300,3 +300,18 @@ def test_the_code_agent_suggests_a_line_or_abstains_and_counts_cost(gemma, repo:
     assert len(trace) == 5 and summary["model_calls_per_request"] == 1.0
     assert summary["tokens_per_request"] > 5
     assert all(normalise(p) == p for p in trace.pattern)
+
+
+def test_weighted_vote_sums_similarity_per_answer() -> None:
+    from lifelong.agents.agent import weighted_vote
+
+    bank = ExampleBank(EMBED, k=3)
+    for text, label in [
+        ("card not arrived", "card_arrival"),
+        ("card not here", "card_arrival"),
+        ("pin", "change_pin"),
+    ]:
+        i = Interaction(Scope(), text)
+        bank.learn(Step(i, (Feedback.correction(i.id, label),)))
+    winner, share = weighted_vote(bank.recall("card not arrived yet", Scope()))
+    assert winner == "card_arrival" and 0.5 < share <= 1.0

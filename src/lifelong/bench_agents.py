@@ -8,7 +8,9 @@ the same stream orders (:func:`lifelong.eval.agents.run_agent`):
 - ``knn`` — no model at all: a similarity-weighted vote of the nearest examples (embedding kNN);
 - ``examples`` / ``lessons`` / ``memory`` — one learner alone (the ablation);
 - for suggestion tasks (code completion) the learner also has a :class:`SuggestionGate` that learns
-  when to stay silent: ``context`` is the three context learners without it, ``gate`` the gate alone.
+  when to stay silent: ``context`` is the three context learners without it, ``gate`` the gate alone;
+- ``routed`` (label tasks) — the learner plus a gate with threshold 0 that learns, per request, whether
+  to answer with the model's label or with the examples' weighted vote (it never stays silent).
 
 Every variant of a stream order shares one model and one embedder (loaded once).
 """
@@ -38,7 +40,7 @@ from lifelong.learners.gate import SuggestionGate
 from lifelong.learners.memory import Extractor
 from lifelong.models.base import CachedEmbedder, Embedder, Model
 
-VARIANTS = ("learner", "control", "knn", "examples", "lessons", "memory", "context", "gate")
+VARIANTS = ("learner", "control", "knn", "examples", "lessons", "memory", "context", "gate", "routed")
 INTENT_INSTRUCTION = "Classify each banking customer query by its intent."
 
 
@@ -68,7 +70,13 @@ def build_agent(
         "memory": {"memory"},
         "context": {"examples", "lessons", "memory"},
         "gate": set(),
+        "routed": {"examples", "lessons", "memory"},
     }[variant]
+    gate = None
+    if gated and variant in ("learner", "control", "gate"):
+        gate = SuggestionGate()
+    elif variant == "routed":
+        gate = SuggestionGate(threshold=0.0)
     agent = Agent(
         None if variant == "knn" else model,
         task,
@@ -76,7 +84,7 @@ def build_agent(
         examples=ExampleBank(embedder, per_user=per_user, k=k[0]) if "examples" in use else None,
         lessons=Lessons(embedder, per_user=per_user, k=k[1]) if "lessons" in use else None,
         memory=Memory(embedder, extract=extract, per_user=per_user, k=k[2]) if "memory" in use else None,
-        gate=SuggestionGate() if gated and variant in ("learner", "control", "gate") else None,
+        gate=gate,
         token_budget=token_budget,
     )
     return agent.freeze() if variant == "control" else agent
@@ -159,8 +167,7 @@ def code_completion(args: argparse.Namespace) -> Result:
     source = getattr(args, "source", None)
     packages = tuple((getattr(args, "packages", None) or "json,email,http,logging").split(","))
     requests = args.steps or 1000
-    variants = _variants(args, default=("learner", "control", "knn"))
-    ablations = tuple(v for v in ("context", "gate") if v not in variants)
+    variants, ablations = _variants(args, ("learner", "control", "knn"), ("context", "gate"))
 
     def make_env() -> CodeCompletion:
         kw: dict[str, Any] = {"rate": 0.25, "limit": requests}
@@ -200,8 +207,7 @@ def intent_stream(args: argparse.Namespace) -> Result:
     model, embedder = _models("minilm")
     stream = IntentStream.banking77(args.data)
     items = args.steps or 1000
-    variants = _variants(args, default=("learner", "control", "knn"))
-    ablations = tuple(v for v in ("examples", "lessons", "memory") if v not in variants)
+    variants, ablations = _variants(args, ("learner", "control", "knn"), ("examples", "lessons", "memory"))
     task = LabelTask(stream.labels, instruction=INTENT_INSTRUCTION)
 
     def make_env() -> IntentStream:
@@ -240,15 +246,21 @@ def intent_stream(args: argparse.Namespace) -> Result:
     return result
 
 
-def _variants(args: argparse.Namespace, default: Sequence[str]) -> tuple[str, ...]:
+def _variants(
+    args: argparse.Namespace, default: Sequence[str], ablations: Sequence[str]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The variants to run on every order and the ablations (first order only): ``--variants`` names
+    the variants and turns the ablations off."""
     chosen = getattr(args, "variants", None)
-    names = tuple(chosen.split(",")) if chosen else tuple(default)
+    if not chosen:
+        return tuple(default), tuple(ablations)
+    names = tuple(chosen.split(","))
     unknown = set(names) - set(VARIANTS)
     if unknown:
         raise InvalidInput(
             f"unknown {sorted(unknown)}; choose from {', '.join(VARIANTS)}", field="--variants"
         )
-    return names
+    return names, ()
 
 
 def _headline(result: Result, *keys: str) -> None:

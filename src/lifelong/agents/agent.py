@@ -191,7 +191,12 @@ class Agent:
                 action = amended
             else:
                 options = gate_candidates(
-                    observation, amended, amended != action, completion.token_logprobs, context
+                    observation,
+                    amended,
+                    amended != action,
+                    completion.token_logprobs,
+                    context,
+                    vote=self.task.choices(observation, context) is not None,
                 )
                 action, _ = self.gate.choose(options)
                 candidates = [{"action": a, "features": f} for a, f in options]
@@ -238,15 +243,7 @@ class Agent:
                 return prompt
 
     def _vote(self, context: Context) -> JSON:
-        votes: dict[str, tuple[float, JSON]] = {}
-        for r in context.examples:
-            output = r.item.payload["output"]
-            key = repr(output)
-            weight, _ = votes.get(key, (0.0, output))
-            votes[key] = (weight + max(r.similarity, 0.0), output)
-        if not votes:
-            return None
-        return max(votes.values(), key=lambda v: v[0])[1]
+        return weighted_vote(context.examples)[0] if context.examples else None
 
     def _remember(self, interaction: Interaction) -> None:
         self._pending[interaction.id] = interaction
@@ -304,15 +301,22 @@ def gate_candidates(
     amended: bool,
     token_logprobs: Sequence[float],
     context: Context,
+    *,
+    vote: bool = False,
 ) -> list[tuple[JSON, dict[str, float]]]:
     """The candidates a :class:`SuggestionGate` chooses from, with their features.
 
     The model's answer (with its token log-probabilities) and, when it differs, the answer of the
-    nearest past example; each with the nearest example's similarity, whether the two agree, and
-    whether the text already appears in the observation's context (code that is being repeated).
+    nearest past example — or, with ``vote`` (label tasks), the similarity-weighted vote of the recalled
+    examples and its share of the votes; each with the nearest example's similarity, whether the two
+    agree, and whether the text already appears in the observation's context (code being repeated).
     """
     nearest = context.examples[0] if context.examples else None
     example_answer = nearest.item.payload.get("output") if nearest is not None else None
+    extra: dict[str, float] = {}
+    if vote and context.examples:
+        example_answer, share = weighted_vote(context.examples)
+        extra = {"vote_share": share}
     similarity = nearest.similarity if nearest is not None else 0.0
     seen = _context_lines(observation)
     options: list[tuple[JSON, dict[str, float]]] = []
@@ -334,6 +338,7 @@ def gate_candidates(
                     "in_context": float(_normal(answer) in seen),
                     "amended_by_lesson": float(amended),
                     "length": min(len(str(answer)), 80) / 40.0,
+                    **extra,
                 },
             )
         )
@@ -347,10 +352,23 @@ def gate_candidates(
                     "example_usefulness": nearest.item.usefulness if nearest is not None else 0.5,
                     "in_context": float(_normal(example_answer) in seen),
                     "length": min(len(str(example_answer)), 80) / 40.0,
+                    **extra,
                 },
             )
         )
     return options
+
+
+def weighted_vote(examples: Sequence[Recalled]) -> tuple[JSON, float]:
+    """The output with the largest total similarity among ``examples``, and its share of the total."""
+    votes: dict[str, tuple[float, JSON]] = {}
+    for r in examples:
+        output = r.item.payload["output"]
+        weight, _ = votes.get(repr(output), (0.0, output))
+        votes[repr(output)] = (weight + max(r.similarity, 0.0), output)
+    weight, winner = max(votes.values(), key=lambda v: v[0])
+    total = sum(w for w, _ in votes.values())
+    return winner, (weight / total if total > 0 else 0.0)
 
 
 def _normal(value: JSON) -> str:

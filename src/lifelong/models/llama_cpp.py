@@ -172,7 +172,7 @@ class LlamaCpp:
         from llama_cpp import LogitsProcessorList
 
         if choices is not None:
-            kwargs["logits_processor"] = LogitsProcessorList([trie.processor(len(tokens))])
+            kwargs["logits_processor"] = LogitsProcessorList([trie.processor(len(tokens), logprobs)])
         elif temperature == 0.0:
             kwargs["logits_processor"] = LogitsProcessorList([_GreedyLogprob(logprobs)])
         start = time.perf_counter()
@@ -225,13 +225,17 @@ class _ChoiceTrie:
                 self._next.setdefault(seq[:i], set()).add(seq[i])
             self._next.setdefault(seq, set()).add(self.eos)
 
-    def processor(self, prompt_length: int) -> Any:
+    def processor(self, prompt_length: int, logprobs: list[float]) -> Any:
+        """The logits processor for one request; appends log p (unconstrained) of each token it picks."""
+
         def constrain(input_ids: Any, logits: Any) -> Any:
             generated = tuple(int(t) for t in input_ids[prompt_length:])
             allowed = self._next.get(generated, {self.eos})
             masked = np.full_like(logits, -np.inf)
             index = np.fromiter(allowed, dtype=np.int64)
             masked[index] = logits[index]
+            top = float(np.max(logits))
+            logprobs.append(float(np.max(logits[index])) - top - float(np.log(np.sum(np.exp(logits - top)))))
             return masked
 
         return constrain
