@@ -41,7 +41,7 @@ from lifelong.learners.examples import ExampleBank
 from lifelong.learners.gate import GATE, SuggestionGate, same_answer
 from lifelong.learners.lessons import Lessons
 from lifelong.learners.memory import Memory
-from lifelong.models.base import Model
+from lifelong.models.base import Completion, Model
 
 if TYPE_CHECKING:
     from lifelong.erasure import ErasureReport
@@ -164,36 +164,19 @@ class Agent:
         start = time.perf_counter()
         stamp = time.time() if now is None else now
         context = self.recall(observation, scope, now=stamp)
-        prompt_tokens = completion_tokens = calls = 0
         candidates: list[dict[str, JSON]] = []
+        completion = Completion("", 0, 0)
         if self.model is None:
-            action = self._vote(context)
-            if self.lessons is not None and action is not None:
-                action = self.lessons.amend(action, context.lessons)
+            action = self._amend(self._vote(context), context)
         else:
-            prompt = self._fit(observation, context)
-            completion = self.model.complete(
-                prompt,
-                max_tokens=self.task.max_tokens,
-                stop=self.task.stop,
-                choices=self.task.choices(observation, context),
-            )
-            prompt_tokens, completion_tokens, calls = (
-                completion.prompt_tokens,
-                completion.completion_tokens,
-                1,
-            )
-            action = self.task.parse(completion.text, observation)
-            amended = action
-            if self.lessons is not None and action is not None:
-                amended = self.lessons.amend(action, context.lessons)
-            if self.gate is None:
-                action = amended
-            else:
+            completion = self._complete(self.model, observation, context)
+            proposed = self.task.parse(completion.text, observation)
+            action = self._amend(proposed, context)
+            if self.gate is not None:
                 options = gate_candidates(
                     observation,
-                    amended,
-                    amended != action,
+                    action,
+                    action != proposed,
                     completion.token_logprobs,
                     context,
                     vote=self.task.choices(observation, context) is not None,
@@ -212,8 +195,8 @@ class Agent:
             metadata={
                 RECALLED: recalled,
                 GATE: candidates,
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
+                "prompt_tokens": completion.prompt_tokens,
+                "completion_tokens": completion.completion_tokens,
             },
         )
         self.log.append(interaction)
@@ -221,12 +204,26 @@ class Agent:
         return Response(
             interaction.id,
             action,
-            prompt_tokens,
-            completion_tokens,
-            calls,
+            completion.prompt_tokens,
+            completion.completion_tokens,
+            0 if self.model is None else 1,
             time.perf_counter() - start,
             sum(len(ids) for ids in recalled.values()),
         )
+
+    def _complete(self, model: Model, observation: JSON, context: Context) -> Completion:
+        return model.complete(
+            self._fit(observation, context),
+            max_tokens=self.task.max_tokens,
+            stop=self.task.stop,
+            choices=self.task.choices(observation, context),
+        )
+
+    def _amend(self, action: JSON, context: Context) -> JSON:
+        """What the lessons say instead of ``action`` (``action`` itself when none ruled it out)."""
+        if self.lessons is None or action is None:
+            return action
+        return self.lessons.amend(action, context.lessons)
 
     def _versions(self) -> dict[str, int]:
         versions = {learner.name: learner.version for learner in self.learners.values()}
