@@ -79,18 +79,19 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[str]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "lifelong.models.llama_server", "--model", str(default_gguf())]
     command += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024", "--model_alias", "gemma"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # The server logs ~130 KB while loading: to a file, never to a pipe nobody drains (it would block).
+    output = tmp_path_factory.mktemp("server") / "server.log"
+    with output.open("w") as sink:
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
     deadline = time.time() + 120
     while time.time() < deadline:
         if process.poll() is not None:
-            pytest.fail(
-                f"the llama.cpp server exited: {process.stderr.read()[-2000:] if process.stderr else ''}"
-            )
+            pytest.fail(f"the llama.cpp server exited: {output.read_text()[-2000:]}")
         try:
             with urllib.request.urlopen(url + "/v1/models", timeout=2) as response:
                 json.loads(response.read())
@@ -117,7 +118,7 @@ def test_chat_round_trips_against_a_real_server(server: str) -> None:
     out = OpenAICompatible(server, model="gemma").chat(
         [{"role": "user", "content": "Say hello."}], max_tokens=8
     )
-    assert isinstance(out.text, str) and out.completion_tokens > 0
+    assert isinstance(out.text, str) and out.prompt_tokens > 3  # a base model may end its turn at once
 
 
 def test_choices_are_projected_onto_the_label_set(server: str) -> None:
@@ -130,8 +131,8 @@ def test_choices_are_projected_onto_the_label_set(server: str) -> None:
 
 
 def test_a_server_error_is_a_model_error_with_its_message(server: str) -> None:
-    with pytest.raises(ModelError, match="HTTP 4"):
-        OpenAICompatible(server, model="gemma", retries=0).complete("x", max_tokens=-5)
+    with pytest.raises(ModelError, match=r"HTTP \d{3}.*max_tokens"):  # llama.cpp's server answers 500 here
+        OpenAICompatible(server, model="gemma", retries=1, backoff=0.01).complete("x", max_tokens=-5)
 
 
 def test_an_unreachable_server_is_backend_unavailable_after_bounded_retries() -> None:

@@ -5,7 +5,8 @@ serve ``/v1/completions`` and ``/v1/chat/completions``. Only the standard librar
 
 Every request has a timeout; connection failures, timeouts, HTTP 429 and 5xx are retried a bounded
 number of times with exponential backoff and jitter, then raise :class:`BackendUnavailable` naming the
-URL and what to start. Other HTTP errors and malformed answers raise :class:`ModelError` with the
+URL and what to start — or, when the server did answer but kept failing (5xx), :class:`ModelError`
+with its last message. Other HTTP errors and malformed answers raise :class:`ModelError` with the
 server's message. The standard API cannot constrain output to a label set, so with ``choices`` the
 answer is projected onto the closest label (difflib ratio); servers that can constrain (vLLM's
 ``guided_choice``, llama.cpp's ``grammar``) can be sent the extra fields with ``extra_body``.
@@ -126,6 +127,7 @@ class OpenAICompatible:
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
         last = ""
+        answered = False  # the server was reached (it answered with an HTTP error)
         for attempt in range(self.retries + 1):
             if attempt:
                 time.sleep(self.backoff * 2 ** (attempt - 1) * (1 + random.random()))
@@ -136,11 +138,11 @@ class OpenAICompatible:
             except urllib.error.HTTPError as exc:
                 detail = exc.read().decode("utf-8", errors="replace")[:300]
                 if exc.code in RETRYABLE_STATUS:
-                    last = f"HTTP {exc.code}: {detail}"
+                    last, answered = f"HTTP {exc.code}: {detail}", True
                     continue
                 raise ModelError(f"{url} refused the request (HTTP {exc.code}): {detail}") from None
             except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-                last = str(getattr(exc, "reason", exc))
+                last, answered = str(getattr(exc, "reason", exc)), False
                 continue
             try:
                 data = json.loads(raw)
@@ -149,6 +151,8 @@ class OpenAICompatible:
             if not isinstance(data, dict):
                 raise ModelError(f"{url} answered with JSON that is not an object")
             return data
+        if answered:
+            raise ModelError(f"{url} kept failing ({self.retries + 1} attempts), last answer {last}")
         raise BackendUnavailable(
             url,
             f"{last} (after {self.retries + 1} attempts); start an OpenAI-compatible server there, e.g. "
