@@ -149,21 +149,14 @@ def run_variants(
     return result, traces
 
 
-def _models(embedder_kind: str) -> tuple[Model, Embedder]:
+def _models() -> tuple[Model, Embedder]:
     from lifelong.models import LlamaCpp, MiniLM
 
-    embedder: Embedder = MiniLM() if embedder_kind == "minilm" else _hashing()
-    return LlamaCpp(), CachedEmbedder(embedder, size=20_000)
-
-
-def _hashing() -> Embedder:
-    from lifelong.models import HashingEmbedder
-
-    return HashingEmbedder()
+    return LlamaCpp(), CachedEmbedder(MiniLM(), size=20_000)
 
 
 def code_completion(args: argparse.Namespace) -> Result:
-    model, embedder = _models("minilm")
+    model, embedder = _models()
     source = getattr(args, "source", None)
     packages = tuple((getattr(args, "packages", None) or "json,email,http,logging").split(","))
     requests = args.steps or 1000
@@ -204,7 +197,7 @@ def code_completion(args: argparse.Namespace) -> Result:
 
 
 def intent_stream(args: argparse.Namespace) -> Result:
-    model, embedder = _models("minilm")
+    model, embedder = _models()
     stream = IntentStream.banking77(args.data)
     items = args.steps or 1000
     variants, ablations = _variants(args, ("learner", "control", "knn"), ("examples", "lessons", "memory"))

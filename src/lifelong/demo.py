@@ -100,8 +100,7 @@ def run_demo(args: argparse.Namespace) -> int:
     traces = {name: run.trace for name, run in runs.items()}
     result = _result(traces, args, where)
     store = VersionStore(log_url)
-    for name, item_learner in {**learner.learners, "gate": learner.gate}.items():
-        assert item_learner is not None
+    for name, item_learner in learner.all_learners.items():
         version = store.commit(item_learner, message=f"demo {session}: {name}")
         store.promote(item_learner.name, version.version)
     same = _replay_matches(learner, log, scope, model, embedder)
@@ -170,12 +169,8 @@ def _replay_matches(
     """Replay the session's log into a fresh agent: is every learned state the same, bit for bit?"""
     fresh = make_agent(model, embedder, ExperienceLog(":memory:"))
     steps = list(log.replay(scope))
-    pairs = [
-        *((fresh.learners[n], learner.learners[n]) for n in learner.learners),
-        (fresh.gate, learner.gate),
-    ]
-    for rebuilt, original in pairs:
-        assert rebuilt is not None and original is not None
+    for name, original in learner.all_learners.items():
+        rebuilt = fresh.all_learners[name]
         rebuilt.learn_many(steps)
         if digest(rebuilt.state_dict()) != digest(original.state_dict()):
             return False

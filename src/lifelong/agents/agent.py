@@ -36,9 +36,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 from lifelong.errors import InvalidInput, NotFound
 from lifelong.experience.log import ExperienceLog
 from lifelong.experience.records import JSON, Feedback, Interaction, Scope, Step
+from lifelong.learners.base import Learner
 from lifelong.learners.context import RECALLED, ContextLearner, Recalled, query_text
 from lifelong.learners.examples import ExampleBank
-from lifelong.learners.gate import GATE, SuggestionGate, same_answer
+from lifelong.learners.gate import GATE, SuggestionGate, normalise, same_answer
 from lifelong.learners.lessons import Lessons
 from lifelong.learners.memory import Memory
 from lifelong.models.base import Completion, Model
@@ -132,12 +133,18 @@ class Agent:
         found = {"examples": self.examples, "lessons": self.lessons, "memory": self.memory}
         return {name: learner for name, learner in found.items() if learner is not None}
 
+    @property
+    def all_learners(self) -> dict[str, Learner]:
+        """The context learners and the gate: everything that learns from feedback."""
+        found: dict[str, Learner] = dict(self.learners)
+        if self.gate is not None:
+            found["gate"] = self.gate
+        return found
+
     def freeze(self) -> Agent:
         """Act with what is learned so far and learn nothing more (the frozen control)."""
-        for learner in self.learners.values():
+        for learner in self.all_learners.values():
             learner.freeze()
-        if self.gate is not None:
-            self.gate.freeze()
         return self
 
     def forget_user(self, user: str, tenant: str = "default") -> ErasureReport:
@@ -169,7 +176,11 @@ class Agent:
         if self.model is None:
             action = self._amend(self._vote(context), context)
         else:
-            completion = self._complete(self.model, observation, context)
+            prompt = self._fit(observation, context)  # may drop recalls: choices are read after it
+            choices = self.task.choices(observation, context)
+            completion = self.model.complete(
+                prompt, max_tokens=self.task.max_tokens, stop=self.task.stop, choices=choices
+            )
             proposed = self.task.parse(completion.text, observation)
             action = self._amend(proposed, context)
             if self.gate is not None:
@@ -179,7 +190,7 @@ class Agent:
                     action != proposed,
                     completion.token_logprobs,
                     context,
-                    vote=self.task.choices(observation, context) is not None,
+                    vote=choices is not None,
                 )
                 action, _ = self.gate.choose(options)
                 candidates = [{"action": a, "features": f} for a, f in options]
@@ -191,7 +202,7 @@ class Agent:
             observation,
             action,
             time=stamp,
-            versions=self._versions(),
+            versions={learner.name: learner.version for learner in self.all_learners.values()},
             metadata={
                 RECALLED: recalled,
                 GATE: candidates,
@@ -211,25 +222,11 @@ class Agent:
             sum(len(ids) for ids in recalled.values()),
         )
 
-    def _complete(self, model: Model, observation: JSON, context: Context) -> Completion:
-        return model.complete(
-            self._fit(observation, context),
-            max_tokens=self.task.max_tokens,
-            stop=self.task.stop,
-            choices=self.task.choices(observation, context),
-        )
-
     def _amend(self, action: JSON, context: Context) -> JSON:
         """What the lessons say instead of ``action`` (``action`` itself when none ruled it out)."""
         if self.lessons is None or action is None:
             return action
         return self.lessons.amend(action, context.lessons)
-
-    def _versions(self) -> dict[str, int]:
-        versions = {learner.name: learner.version for learner in self.learners.values()}
-        if self.gate is not None:
-            versions[self.gate.name] = self.gate.version
-        return versions
 
     def _fit(self, observation: JSON, context: Context) -> str:
         """The task's prompt, dropping the weakest recalls until it fits the token budget."""
@@ -285,10 +282,8 @@ class Agent:
             )
         self.log.append_many(feedback)
         step = Step(interaction, tuple(feedback))
-        for learner in self.learners.values():
+        for learner in self.all_learners.values():
             learner.learn(step)
-        if self.gate is not None:
-            self.gate.learn(step)
         return step
 
 
@@ -332,7 +327,7 @@ def gate_candidates(
                     "agrees_with_example": float(
                         example_answer is not None and same_answer(answer, example_answer)
                     ),
-                    "in_context": float(_normal(answer) in seen),
+                    "in_context": float(normalise(str(answer)) in seen),
                     "amended_by_lesson": float(amended),
                     "length": min(len(str(answer)), 80) / 40.0,
                     **extra,
@@ -347,7 +342,7 @@ def gate_candidates(
                     "example": 1.0,
                     "example_similarity": similarity,
                     "example_usefulness": nearest.item.usefulness if nearest is not None else 0.5,
-                    "in_context": float(_normal(example_answer) in seen),
+                    "in_context": float(normalise(str(example_answer)) in seen),
                     "length": min(len(str(example_answer)), 80) / 40.0,
                     **extra,
                 },
@@ -368,11 +363,7 @@ def weighted_vote(examples: Sequence[Recalled]) -> tuple[JSON, float]:
     return winner, (weight / total if total > 0 else 0.0)
 
 
-def _normal(value: JSON) -> str:
-    return " ".join(str(value).split())
-
-
 def _context_lines(observation: JSON) -> set[str]:
     if isinstance(observation, dict) and isinstance(observation.get("context"), str):
-        return {_normal(line) for line in observation["context"].splitlines() if line.strip()}
+        return {normalise(line) for line in observation["context"].splitlines() if line.strip()}
     return set()

@@ -22,6 +22,7 @@ machine (:func:`stdlib_files`); any directory or git checkout can be given inste
 
 from __future__ import annotations
 
+import os.path
 import sysconfig
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,15 +34,13 @@ import numpy as np
 from lifelong.envs.base import Env, StepResult
 from lifelong.errors import InvalidInput, NotFound
 from lifelong.experience.records import Scope
+from lifelong.learners.gate import normalise
+
+__all__ = ["CodeCompletion", "normalise", "source_files", "stdlib_files"]
 
 ACCEPT_REWARD = 0.75
 REJECT_REWARD = -0.25
 DEFAULT_PACKAGES = ("json", "email", "http", "logging")
-
-
-def normalise(code: str) -> str:
-    """A line with runs of whitespace collapsed to one space and the ends stripped."""
-    return " ".join(code.split())
 
 
 def stdlib_files(packages: Sequence[str] = DEFAULT_PACKAGES) -> list[Path]:
@@ -205,6 +204,4 @@ class CodeCompletion(Env[dict[str, str], str | None]):
 
 
 def _common_root(paths: Sequence[Path]) -> str:
-    import os.path
-
     return os.path.commonpath([str(p.parent) for p in paths])

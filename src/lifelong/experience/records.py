@@ -361,6 +361,11 @@ class Step:
         return None if fb is None else fb.value
 
     @property
+    def corrected(self) -> bool:
+        """True when a correction arrived (whatever its right answer, null included)."""
+        return self.last(FeedbackKind.CORRECTION) is not None
+
+    @property
     def accepted(self) -> bool | None:
         """True if the latest accept/reject was an accept, False if a reject, None if neither came."""
         verdict = _latest(

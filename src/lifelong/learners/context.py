@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from lifelong.errors import InvalidInput
-from lifelong.experience.records import JSON, FeedbackKind, Scope, Step
+from lifelong.experience.records import JSON, Scope, Step
 from lifelong.learners.base import Learner
 from lifelong.learners.ranking import top_k
 from lifelong.learners.vector_index import VectorIndex
@@ -41,6 +41,9 @@ from lifelong.models.base import CachedEmbedder, Embedder, embed_one
 #: Recall re-ranks the RERANK_FACTOR * k (at least RERANK_MIN) most similar items with the priors.
 RERANK_FACTOR = 8
 RERANK_MIN = 32
+
+#: Inputs at least this similar are the same input (re-phrasings score lower).
+SAME_INPUT = 0.995
 
 #: Key of the metadata field in which an agent records which items of which learner it recalled.
 RECALLED = "recalled"
@@ -73,7 +76,7 @@ def outcome(step: Step) -> int:
 
 def right_answer(step: Step) -> JSON:
     """The answer the step shows to be right: the correction, else an accepted or rewarded response."""
-    if any(f.kind is FeedbackKind.CORRECTION for f in step.feedback):
+    if step.corrected:
         return step.correction
     return step.interaction.action if outcome(step) > 0 else None
 
@@ -186,20 +189,18 @@ class ContextLearner(Learner):
 
     def active_items(self, scope: Scope | None = None) -> list[Item]:
         """Active items, of one scope or of all."""
-        key = None if scope is None else self.scope_key(scope)
-        return [
-            item
-            for item in self.items.values()
-            if item.active and (key is None or (item.tenant, item.user) == key)
-        ]
+        return self._listed(scope, active=True)
 
     def history(self, scope: Scope | None = None) -> list[Item]:
         """Items no longer returned by recall (superseded or dropped), kept for inspection."""
+        return self._listed(scope, active=False)
+
+    def _listed(self, scope: Scope | None, *, active: bool) -> list[Item]:
         key = None if scope is None else self.scope_key(scope)
         return [
             item
             for item in self.items.values()
-            if not item.active and (key is None or (item.tenant, item.user) == key)
+            if item.active is active and (key is None or (item.tenant, item.user) == key)
         ]
 
     def __len__(self) -> int:
@@ -260,12 +261,21 @@ class ContextLearner(Learner):
     def _insert(self, item: Item, step: Step) -> None:
         self.items[item.id] = item
         key = (item.tenant, item.user)
+        self._index(key).add(item.id, embed_one(self.embedder, item.query))
+        self.provenance.record(item.id, step)
+        self._enforce_budget(key)
+
+    def _index(self, key: ScopeKey) -> VectorIndex:
+        """The index of a scope, made on first use."""
         index = self._indexes.get(key)
         if index is None:
             index = self._indexes[key] = VectorIndex(self.embedder.dim)
-        index.add(item.id, embed_one(self.embedder, item.query))
-        self.provenance.record(item.id, step)
-        self._enforce_budget(key)
+        return index
+
+    def _supersede(self, old: Item, new: Item, step: Step) -> None:
+        """``new`` (from ``step``) replaces ``old``, which stays in :meth:`history`."""
+        self._retire(old, "superseded", replaced_by=new.id)
+        self._insert(new, step)
 
     def _absorb(self, item: Item, step: Step) -> None:
         """``step`` confirms ``item`` again: add it as a source and refresh it."""
@@ -279,6 +289,9 @@ class ContextLearner(Learner):
         """Stop returning ``item`` (it stays in :meth:`history`)."""
         item.status = status
         item.replaced_by = replaced_by
+        self._unindex(item)
+
+    def _unindex(self, item: Item) -> None:
         index = self._indexes.get((item.tenant, item.user))
         if index is not None and item.id in index:
             index.remove(item.id)
@@ -306,9 +319,7 @@ class ContextLearner(Learner):
         """Delete every item (active or in history) derived from any interaction of ``user``."""
         doomed = [item for item in self.items.values() if user in item.source_users or item.user == user]
         for item in doomed:
-            index = self._indexes.get((item.tenant, item.user))
-            if index is not None and item.id in index:
-                index.remove(item.id)
+            self._unindex(item)
             del self.items[item.id]
         self._indexes = {key: index for key, index in self._indexes.items() if len(index) or key[1] != user}
         return bool(doomed)
@@ -339,10 +350,7 @@ class ContextLearner(Learner):
             item = Item(**data)
             self.items[item.id] = item
             if item.active:
-                key = (item.tenant, item.user)
-                if key not in self._indexes:
-                    self._indexes[key] = VectorIndex(self.embedder.dim)
-                self._indexes[key].add(item.id, vector)
+                self._index((item.tenant, item.user)).add(item.id, vector)
 
     def config(self) -> dict[str, JSON]:
         return {

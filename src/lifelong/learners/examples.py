@@ -22,11 +22,8 @@ from __future__ import annotations
 from typing import Any
 
 from lifelong.experience.records import JSON, Step
-from lifelong.learners.context import ContextLearner, query_text, right_answer
+from lifelong.learners.context import SAME_INPUT, ContextLearner, Item, query_text, right_answer
 from lifelong.models.base import Embedder
-
-#: Inputs at least this similar are the same input (re-phrasings score lower).
-SAME_INPUT = 0.995
 
 
 class ExampleBank(ContextLearner):
@@ -54,13 +51,11 @@ class ExampleBank(ContextLearner):
             if old.payload["output"] == output:
                 self._absorb(old, step)
                 return True
-            new = self._example(step, query, output)
-            self._retire(old, "superseded", replaced_by=new.id)
-            self._insert(new, step)
+            self._supersede(old, self._example(step, query, output), step)
             return True
         self._insert(self._example(step, query, output), step)
         return True
 
-    def _example(self, step: Step, query: str, output: JSON) -> Any:
+    def _example(self, step: Step, query: str, output: JSON) -> Item:
         payload: dict[str, JSON] = {"input": step.interaction.observation, "output": output}
         return self._new_item(step, 0, f"{query} => {output}", query, payload)

@@ -25,17 +25,22 @@ from collections.abc import Mapping
 from typing import Any
 
 from lifelong.errors import InvalidInput
-from lifelong.experience.records import JSON, FeedbackKind, Step
+from lifelong.experience.records import JSON, Step
 from lifelong.learners.base import Learner
 
 #: Key of the interaction metadata that holds the candidates: ``[{"action": ..., "features": {...}}]``.
 GATE = "gate"
 
 
+def normalise(text: str) -> str:
+    """``text`` with runs of whitespace collapsed to one space and the ends stripped."""
+    return " ".join(text.split())
+
+
 def same_answer(a: JSON, b: JSON) -> bool:
     """Equal up to whitespace (strings) or exactly (other JSON values)."""
     if isinstance(a, str) and isinstance(b, str):
-        return " ".join(a.split()) == " ".join(b.split())
+        return normalise(a) == normalise(b)
     return bool(a == b)
 
 
@@ -78,7 +83,7 @@ class SuggestionGate(Learner):
         gate = step.interaction.metadata.get(GATE)
         if not isinstance(gate, list) or not gate:
             return False
-        has_truth = any(f.kind is FeedbackKind.CORRECTION for f in step.feedback)
+        has_truth = step.corrected
         truth = step.correction
         accepted = step.accepted
         changed = False

@@ -30,8 +30,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from lifelong.errors import InvalidInput
-from lifelong.experience.records import JSON, FeedbackKind, Step
-from lifelong.learners.context import ContextLearner, Item, Recalled, outcome, query_text
+from lifelong.experience.records import JSON, Step
+from lifelong.learners.context import SAME_INPUT, ContextLearner, Item, Recalled, outcome, query_text
 from lifelong.models.base import Embedder
 
 QUOTE_LIMIT = 120
@@ -66,8 +66,7 @@ class Lessons(ContextLearner):
         wrong = step.interaction.action
         if outcome(step) >= 0 or wrong is None:
             return False
-        has_right = any(f.kind is FeedbackKind.CORRECTION for f in step.feedback)
-        right = step.correction if has_right else None
+        right = step.correction if step.corrected else None
         query = query_text(step.interaction.observation)
         nearest = self._nearest(self.scope_key(step.interaction.scope), query)
         if nearest is not None and nearest[1] >= self.merge_threshold:
@@ -80,10 +79,8 @@ class Lessons(ContextLearner):
                     wrongs.append(wrong)
                     old.text = _lesson_text(old.query, old.payload["right"], wrongs)
                 return True
-            if nearest[1] >= 0.995 and right is not None:  # same input, a different right answer now
-                new = self._lesson(step, query, right, [wrong])
-                self._retire(old, "superseded", replaced_by=new.id)
-                self._insert(new, step)
+            if nearest[1] >= SAME_INPUT and right is not None:  # same input, a different right answer now
+                self._supersede(old, self._lesson(step, query, right, [wrong]), step)
                 return True
         self._insert(self._lesson(step, query, right, [wrong]), step)
         return True

@@ -41,6 +41,7 @@ from typing import Any
 from lifelong.errors import InvalidInput
 from lifelong.experience.records import JSON, FeedbackKind, Step
 from lifelong.learners.context import ContextLearner, Item, ScopeKey
+from lifelong.learners.gate import normalise
 from lifelong.models.base import Embedder, embed_one
 
 
@@ -106,9 +107,7 @@ class Memory(ContextLearner):
             if _same_text(same_key.text, fact.text):
                 self._absorb(same_key, step)
                 return
-            new = self._make(step, n, fact, query)
-            self._retire(same_key, "superseded", replaced_by=new.id)
-            self._insert(new, step)
+            self._supersede(same_key, self._make(step, n, fact, query), step)
             return
         nearest = self._nearest(key, query)
         if nearest is not None and nearest[1] >= self.merge_threshold and nearest[0].payload["key"] is None:
@@ -141,4 +140,4 @@ class Memory(ContextLearner):
 
 
 def _same_text(a: str, b: str) -> bool:
-    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
+    return normalise(a).casefold() == normalise(b).casefold()

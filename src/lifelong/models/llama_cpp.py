@@ -31,6 +31,7 @@ from lifelong.errors import InvalidInput, ModelError, NotFound
 from lifelong.models.base import Completion
 
 DEFAULT_CONTEXT = 2048
+MAX_TRIES = 64  # constrained-decoding tries kept per model (one per distinct choice set)
 
 
 def default_gguf() -> Path:
@@ -160,18 +161,21 @@ class LlamaCpp:
         kwargs: dict[str, Any] = {}
         logprobs: list[float] = []
         tokens = self._llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=False)
+        trie: _ChoiceTrie | None = None
         if choices is not None:
             key = tuple(choices)
-            trie = self._tries.get(key) or self._tries.setdefault(key, _ChoiceTrie(self, key))
+            trie = self._tries.get(key)
+            if trie is None:
+                if len(self._tries) >= MAX_TRIES:  # label subsets could otherwise grow it without bound
+                    self._tries.clear()
+                trie = self._tries[key] = _ChoiceTrie(self, key)
             max_tokens = trie.depth + 1
         room = self.n_ctx - max_tokens
-        if len(tokens) > room:  # keep the end of the prompt: it is what is being continued
-            tokens = tokens[:1] + tokens[len(tokens) - room + 2 :]
-            prompt = self._llm.detokenize(tokens[1:]).decode("utf-8", errors="ignore")
-            tokens = self._llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=False)
+        if len(tokens) > room:  # keep BOS and the end of the prompt: it is what is being continued
+            tokens = tokens[:1] + tokens[len(tokens) - room + 1 :]
         from llama_cpp import LogitsProcessorList
 
-        if choices is not None:
+        if trie is not None:
             kwargs["logits_processor"] = LogitsProcessorList([trie.processor(len(tokens), logprobs)])
         elif temperature == 0.0:
             kwargs["logits_processor"] = LogitsProcessorList([_GreedyLogprob(logprobs)])
@@ -179,7 +183,7 @@ class LlamaCpp:
         with self._lock:
             try:
                 out: Any = self._llm.create_completion(
-                    prompt,
+                    tokens,  # the tokens counted above, so the trie knows where generation starts
                     max_tokens=max_tokens,
                     temperature=temperature,
                     stop=list(stop) or None,
