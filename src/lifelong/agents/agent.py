@@ -42,10 +42,12 @@ from lifelong.learners.examples import ExampleBank
 from lifelong.learners.gate import GATE, SuggestionGate, normalise, same_answer
 from lifelong.learners.lessons import Lessons
 from lifelong.learners.memory import Memory
+from lifelong.learners.policy_gradient import SAMPLE, sample_metadata
 from lifelong.models.base import Completion, Model
 
 if TYPE_CHECKING:
     from lifelong.erasure import ErasureReport
+    from lifelong.learners.policy_gradient import PolicyGradient
 
 
 @dataclass
@@ -110,11 +112,16 @@ class Agent:
         lessons: Lessons | None = None,
         memory: Memory | None = None,
         gate: SuggestionGate | None = None,
+        policy: PolicyGradient | None = None,
         token_budget: int = 1024,
         pending: int = 10_000,
     ) -> None:
         if model is None and examples is None:
             raise InvalidInput("the kNN baseline (model=None) needs an example bank", field="examples")
+        if policy is not None and policy.model is not model:
+            raise InvalidInput(
+                "a policy learner trains the agent's own model: pass policy.model", field="policy"
+            )
         if token_budget < 16:
             raise InvalidInput(f"must be >= 16 tokens, got {token_budget}", field="token_budget")
         self.model = model
@@ -124,6 +131,7 @@ class Agent:
         self.lessons = lessons
         self.memory = memory
         self.gate = gate
+        self.policy = policy
         self.token_budget = token_budget
         self._pending: OrderedDict[str, Interaction] = OrderedDict()
         self._pending_limit = pending
@@ -135,10 +143,12 @@ class Agent:
 
     @property
     def all_learners(self) -> dict[str, Learner]:
-        """The context learners and the gate: everything that learns from feedback."""
+        """The context learners, the gate and the policy: everything that learns from feedback."""
         found: dict[str, Learner] = dict(self.learners)
         if self.gate is not None:
             found["gate"] = self.gate
+        if self.policy is not None:
+            found["policy"] = self.policy
         return found
 
     def freeze(self) -> Agent:
@@ -173,14 +183,22 @@ class Agent:
         context = self.recall(observation, scope, now=stamp)
         candidates: list[dict[str, JSON]] = []
         completion = Completion("", 0, 0)
+        sample: dict[str, JSON] | None = None
         if self.model is None:
             action = self._amend(self._vote(context), context)
         else:
             prompt = self._fit(observation, context)  # may drop recalls: choices are read after it
             choices = self.task.choices(observation, context)
+            temperature = self.policy.temperature if self.policy is not None else 0.0
             completion = self.model.complete(
-                prompt, max_tokens=self.task.max_tokens, stop=self.task.stop, choices=choices
+                prompt,
+                max_tokens=self.task.max_tokens,
+                stop=self.task.stop,
+                choices=choices,
+                temperature=temperature,
             )
+            if self.policy is not None:
+                sample = sample_metadata(prompt, completion, temperature)
             proposed = self.task.parse(completion.text, observation)
             action = self._amend(proposed, context)
             if self.gate is not None:
@@ -206,6 +224,7 @@ class Agent:
             metadata={
                 RECALLED: recalled,
                 GATE: candidates,
+                **({SAMPLE: sample} if sample is not None else {}),
                 "prompt_tokens": completion.prompt_tokens,
                 "completion_tokens": completion.completion_tokens,
             },

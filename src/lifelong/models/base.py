@@ -32,8 +32,12 @@ class Completion:
     prompt_tokens: int
     completion_tokens: int
     seconds: float = 0.0
-    #: Log-probability of each generated token under greedy decoding (empty when the backend gives none).
+    #: Log-probability of each generated token under the decoding policy (empty when the backend gives none).
     token_logprobs: tuple[float, ...] = ()
+    #: The generated token ids (trainable backends: what a policy-gradient update scores again).
+    token_ids: tuple[int, ...] = ()
+    #: The version of the adapter that generated the text (trainable backends), else None.
+    model_version: int | None = None
 
 
 @runtime_checkable
