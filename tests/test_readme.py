@@ -33,7 +33,7 @@ def test_ci_runs_the_readme_commands() -> None:
     assert os.access(ROOT / ".ci" / "run", os.X_OK)
 
 
-@pytest.mark.parametrize("page", ["learners.md", "ella.md", "recsys.md", "agents.md"])
+@pytest.mark.parametrize("page", ["learners.md", "ella.md", "recsys.md", "agents.md", "weights.md"])
 def test_docs_examples_run(page: str, monkeypatch: pytest.MonkeyPatch) -> None:
     text = (ROOT / "docs" / page).read_text(encoding="utf-8")
     code = re.search(r"```python\n(.*?)```", text, re.S)

@@ -38,6 +38,7 @@ from lifelong.experience.log import ExperienceLog
 from lifelong.learners import ExampleBank, Lessons, Memory
 from lifelong.learners.gate import SuggestionGate
 from lifelong.learners.memory import Extractor
+from lifelong.learners.policy_gradient import PolicyGradient
 from lifelong.models.base import CachedEmbedder, Embedder, Model
 
 VARIANTS = ("learner", "control", "knn", "examples", "lessons", "memory", "context", "gate", "routed")
@@ -56,6 +57,7 @@ def build_agent(
     token_budget: int,
     gated: bool = False,
     k: tuple[int, int, int] = (6, 2, 2),
+    policy: PolicyGradient | None = None,
 ) -> Agent:
     """One of :data:`VARIANTS`, with fresh (empty) learners recalling ``k`` = (examples, lessons, memory)
     items per request (small: a 270M model reads ~500 prompt tokens/s on 2 cores)."""
@@ -85,6 +87,7 @@ def build_agent(
         lessons=Lessons(embedder, per_user=per_user, k=k[1]) if "lessons" in use else None,
         memory=Memory(embedder, extract=extract, per_user=per_user, k=k[2]) if "memory" in use else None,
         gate=gate,
+        policy=policy,
         token_budget=token_budget,
     )
     return agent.freeze() if variant == "control" else agent
@@ -100,12 +103,15 @@ def run_variants(
     out: Path,
     ablations: Sequence[str] = (),
     ablation_limit: int | None = None,
+    measure: Callable[[str, Agent, AgentTrace], dict[str, float]] | None = None,
 ) -> tuple[Result, dict[str, list[AgentTrace]]]:
     """Every variant on every stream order, the ablations on the first order only (they cost as much
     as the learner each; ``ablation_limit`` shortens their stream); curves of the right rate (accepted or
-    correct per request)."""
+    correct per request). ``measure`` adds numbers taken from each agent after its run (as metrics
+    ``variant.name``, one value per order)."""
     result = Result(name=name, protocol="prequential agent", seeds=list(seeds))
     traces: dict[str, list[AgentTrace]] = {v: [] for v in [*variants, *ablations]}
+    measured: dict[str, list[float]] = {}
     out.mkdir(parents=True, exist_ok=True)
     for n_order, seed in enumerate(seeds):
         for variant in [*variants, *(ablations if n_order == 0 else ())]:
@@ -114,9 +120,12 @@ def run_variants(
             if variant in ablations and ablation_limit is not None:
                 env.limit = min(ablation_limit, env.limit or ablation_limit)  # type: ignore[attr-defined]
             started = time.perf_counter()
-            trace = run_agent(make_agent(variant, log), env, seed)
+            agent = make_agent(variant, log)
+            trace = run_agent(agent, env, seed)
             log.close()
             traces[variant].append(trace)
+            for key, value in (measure(variant, agent, trace) if measure is not None else {}).items():
+                measured.setdefault(f"{variant}.{key}", []).append(value)
             s = trace.summary()
             print(
                 f"  order {seed} {variant:9s} right {s['right_rate']:.3f}  accept {s['accept_rate']:.3f}  "
@@ -139,6 +148,8 @@ def run_variants(
         result.add_metric(f"{variant}.last_window", last)
         slopes = [slope_ci(np.arange(n), np.asarray(t.right[:n], dtype=float)).slope for t in runs]
         result.add_metric(f"{variant}.slope_per_1k", [1000 * s for s in slopes])
+    for name, values in measured.items():
+        result.add_metric(name, values)
     if ablations and ablation_limit is not None:  # the full variants on the ablations' shorter stream
         for variant in variants:
             first = traces[variant][0]

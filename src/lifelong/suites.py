@@ -181,7 +181,19 @@ SUITES: dict[str, Suite] = {
         "suggestion gate vs frozen vs kNN, ablations (--steps: requests)",
         lambda args: _bench_agents().code_completion(args),
     ),
+    "weights": Suite(
+        "code completion in weight space: Gemma 3 270M LoRA updated online by policy gradient from "
+        "accept/reject (gated, guarded) vs the frozen base, guard ablation, token vs weights vs both, "
+        "retention (--steps: requests)",
+        lambda args: _bench_weights().weights(args),
+    ),
 }
+
+
+def _bench_weights() -> Any:
+    from lifelong import bench_weights  # loads torch and transformers: only for this suite
+
+    return bench_weights
 
 
 def _bench_agents() -> Any:

