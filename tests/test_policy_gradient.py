@@ -89,15 +89,15 @@ def logits(model: TrainableModel, text: str = "def f(x):\n    return") -> torch.
 @pytest.mark.parametrize("prior", [0.1, None])
 def test_sampled_logprobs_match_the_scored_ones_and_adapter_starts_as_base(prior: float | None) -> None:
     model = TrainableModel.tiny(seed=3, threads=1, abstain_prior=prior)
-    completions = [model.complete(PROMPTS[0], max_tokens=8, temperature=0.8) for _ in range(12)]
+    completions = [model.complete(PROMPTS[0], max_tokens=8, temperature=0.8) for _ in range(40)]
     if prior is not None:  # the head's prior: some abstentions, each a single ABSTAIN element
         assert {c.token_ids[0] for c in completions} == {ABSTAIN, SUGGEST}
     for completion in completions:
         with torch.no_grad():
             again = model.score(model.encode_prompt(PROMPTS[0]), completion.token_ids, 0.8).logprobs
         np.testing.assert_allclose(again.numpy(), completion.token_logprobs, atol=1e-4)
-        if completion.token_ids[0] != ABSTAIN:
-            assert completion.completion_tokens == 8
+        if completion.token_ids[0] != ABSTAIN:  # no stop string: 8 tokens unless it ended the text
+            assert completion.completion_tokens == 8 or completion.token_ids[-1] == model.tokenizer.eos_id
     assert retention_ppl_ratio(model, TEXTS) == pytest.approx(1.0, abs=1e-6)  # B = 0: adapter is a no-op
 
 
@@ -200,6 +200,7 @@ def test_a_gated_out_version_is_never_served() -> None:
     assert not any(u.promoted for u in policy.history)
     assert torch.equal(logits(policy.model), served)
     assert policy.model.adapter_version == 0
+    assert policy.optimizer.state_dict()["state"] == {}  # the rejected step's Adam moments are gone too
 
 
 def test_a_passing_probe_promotes_and_records_its_numbers() -> None:
@@ -209,7 +210,7 @@ def test_a_passing_probe_promotes_and_records_its_numbers() -> None:
         policy.learn(step_of(policy, prompt, 1.0, (SUGGEST, 40, 41)))
     update = policy.history[-1]
     assert update.promoted and policy.version == 1
-    assert update.probe is not None and update.probe["ppl_ratio"] > 0
+    assert update.probe is not None and update.probe["ppl_ratio"] != 1.0  # measured on the candidate
 
 
 def test_rollback_restores_the_previous_adapter_outputs_exactly(tmp_path: Path) -> None:
@@ -230,8 +231,14 @@ def test_state_dict_round_trip_restores_the_adapter() -> None:
     policy.learn(step_of(policy, PROMPTS[0], 1.0, (SUGGEST, 40, 41)))
     state, trained = policy.state_dict(), logits(policy.model)
     fresh = policy_of(update_every=1)
+    for prompt in PROMPTS[:3]:  # a different history: versions 1-3 of another run
+        fresh.learn(step_of(fresh, prompt, -1.0, (SUGGEST, 44, 45)))
     fresh.load_state_dict(state)
     assert torch.equal(logits(fresh.model), trained) and fresh.version == 1
+    assert sorted(fresh.adapters) == [0, 1] and fresh.model.adapter_version == 1
+    fresh.learn(step_of(fresh, PROMPTS[1], 1.0, (SUGGEST, 46)))  # goes on from the restored version
+    assert fresh.version == 2 and fresh.rollback() == 3
+    assert torch.equal(logits(fresh.model), trained)
 
 
 # ---------------------------------------------------------------------- guards
@@ -264,6 +271,8 @@ def test_replay_and_ewc_guards_run_inside_an_update() -> None:
         policy.learn(step_of(policy, PROMPTS[t], 1.0, (SUGGEST, 40, 41)))
     assert policy.version == 2 and len(replay.memory) > 0
     assert len(ewc.fisher) == len(policy.model.adapter_parameters())
+    assert float(ewc.update_penalty(policy.model, np.random.default_rng(0), 1)) > 0  # the adapter moved
+    assert float(replay.update_penalty(policy.model, np.random.default_rng(0), 4)) != 0
     with pytest.raises(InvalidInput):
         Replay([], text_chunks=1)
 
@@ -282,8 +291,11 @@ def test_agent_with_a_policy_logs_samples_that_replay_into_the_same_update(tmp_p
     steps = list(log.replay())
     assert all(SAMPLE in s.interaction.metadata for s in steps)
     replayed = policy_of(update_every=4)
+    assert not torch.allclose(logits(replayed.model), logits(policy.model), atol=1e-4)
     replayed.learn_many(steps)
     np.testing.assert_allclose(logits(replayed.model), logits(policy.model), atol=1e-5)
+    replayed.learn_many(steps)  # the same feedback again: each interaction is learned from once
+    assert replayed.updates == 2
     with pytest.raises(InvalidInput):
         Agent(TrainableModel.tiny(threads=1), CodeCompletionTask(), log, policy=policy)
 
@@ -312,3 +324,38 @@ def test_gemma_from_the_packaged_gguf_samples_scores_and_probes() -> None:
     result = probe.evaluate(model, 0.7)
     assert result.ppl_ratio == pytest.approx(1.0, abs=1e-6)  # B = 0: the adapter changes nothing yet
     assert 0.0 < result.reward < 0.75  # the right line is likely, but not certain
+
+
+def test_each_promoted_version_links_to_the_interactions_it_learned_from() -> None:
+    policy = policy_of(update_every=2)
+    steps = [step_of(policy, PROMPTS[t], 1.0, (SUGGEST, 40, 41)) for t in range(2)]
+    policy.learn_many(steps)
+    links = policy.provenance.drain()
+    assert {(link.item, link.interaction_id) for link in links} == {
+        ("adapter:v1", s.interaction.id) for s in steps
+    }
+    assert {link.user for link in links} == {"dev"}
+
+
+def test_a_suggestion_the_gate_replaced_earns_the_policy_nothing() -> None:
+    from lifelong.learners.gate import SuggestionGate
+
+    policy = PolicyGradient(TrainableModel.tiny(threads=1, abstain_prior=1e-4), update_every=100)
+    log = ExperienceLog(":memory:")
+    gate = SuggestionGate(threshold=0.99)  # above the best expected reward (0.75): always silent
+    agent = Agent(policy.model, CodeCompletionTask(), log, policy=policy, gate=gate)
+    agent.task.max_tokens = 3
+    silenced = agent.act({"path": "a.py", "context": "x = 1", "indent": "", "query": "x = 1"})
+    assert silenced.action is None
+    assert SAMPLE not in log.get(silenced.id).interaction.metadata  # the policy's action was not served
+
+
+def test_logged_samples_are_checked() -> None:
+    policy = policy_of(update_every=1)
+    step = step_of(policy, PROMPTS[0], 1.0, (SUGGEST, 40))
+    meta = dict(step.interaction.metadata[SAMPLE])  # type: ignore[arg-type]
+    greedy = Interaction(Scope(), "q", "x", metadata={SAMPLE: {**meta, "temperature": 0.0}})
+    assert not policy.learn(Step(greedy, (Feedback.reward(greedy.id, 1.0),))) and policy.updates == 0
+    broken = Interaction(Scope(), "q", "x", metadata={SAMPLE: {**meta, "logprobs": [0.0]}})
+    with pytest.raises(InvalidInput, match="log-probabilities"):
+        policy.learn(Step(broken, (Feedback.reward(broken.id, 1.0),)))

@@ -44,6 +44,7 @@ from lifelong.learners.lessons import Lessons
 from lifelong.learners.memory import Memory
 from lifelong.learners.policy_gradient import SAMPLE, sample_metadata
 from lifelong.models.base import Completion, Model
+from lifelong.models.trainable import SUGGEST
 
 if TYPE_CHECKING:
     from lifelong.erasure import ErasureReport
@@ -197,8 +198,6 @@ class Agent:
                 choices=choices,
                 temperature=temperature,
             )
-            if self.policy is not None:
-                sample = sample_metadata(prompt, completion, temperature)
             proposed = self.task.parse(completion.text, observation)
             action = self._amend(proposed, context)
             if self.gate is not None:
@@ -206,12 +205,16 @@ class Agent:
                     observation,
                     action,
                     action != proposed,
-                    completion.token_logprobs,
+                    generated_logprobs(completion),
                     context,
                     vote=choices is not None,
                 )
                 action, _ = self.gate.choose(options)
                 candidates = [{"action": a, "features": f} for a, f in options]
+            if self.policy is not None and action == proposed:
+                # Only the policy's own action earns its reward: a suggestion the lessons or the gate
+                # replaced (or silenced, or served over the policy's silence) has none to learn from.
+                sample = sample_metadata(prompt, completion, temperature)
         recalled = {
             learner.name: [r.id for r in getattr(context, name)] for name, learner in self.learners.items()
         }
@@ -368,6 +371,13 @@ def gate_candidates(
             )
         )
     return options
+
+
+def generated_logprobs(completion: Completion) -> tuple[float, ...]:
+    """The log-probabilities of the generated tokens only (without a trainable model's suggest decision)."""
+    if completion.token_ids[:1] == (SUGGEST,):
+        return completion.token_logprobs[1:]
+    return completion.token_logprobs
 
 
 def weighted_vote(examples: Sequence[Recalled]) -> tuple[JSON, float]:

@@ -15,7 +15,8 @@ A guard adds a penalty to the loss of each update of a
 - :class:`EWC` — elastic weight consolidation (Kirkpatrick et al. 2017, eq. 3): a quadratic pull of
   each adapter parameter towards its value when the guard was prepared, weighted by the diagonal of
   the Fisher information of the language-modelling loss on general text (normalised to mean 1, so
-  ``weight`` does not depend on the scale of the gradients).
+  ``weight`` does not depend on the scale of the gradients). Prepared at the start, where LoRA's B = 0,
+  the Fisher entries of A are zero: EWC then anchors B (and so the update B·A), not A.
 
 Retention — how much the model forgot — is measured apart from the guards, as the ratio of the
 perplexity of held-out text under the adapted and the base model (:func:`retention_ppl_ratio`); the

@@ -1,8 +1,9 @@
 """Online policy gradient on a LoRA adapter, from accept/reject feedback (Cursor Tab-style RL).
 
 The policy is the :class:`~lifelong.models.trainable.TrainableModel` sampling at temperature τ: for a
-code-completion request it writes the rest of the line, or ends the line at once — the **abstain**
-action (a first token that is a newline), which earns 0 instead of the reject penalty. Every answered
+code-completion request it writes the rest of the line, or stays silent — the **abstain** action
+(the model's abstain head decides, or the first token ends the line), which earns 0 instead of the
+reject penalty. Every answered
 request is logged with the sampled token ids, their log-probabilities under the policy that sampled
 them (the *behaviour* policy) and that policy's adapter version; the feedback's reward makes it a
 :class:`Sample`.
@@ -16,7 +17,8 @@ adapter on the samples gathered since the last update:
   sees one suggestion per request and judges that one, so there is one reward per prompt and the
   baseline has to come from other prompts. The baseline is updated after each update, from the
   rewards it learned from, so a sample is never compared with itself.
-- **Objective: the clipped surrogate per token** (PPO, Schulman et al. 2017, eq. 7):
+- **Objective: the clipped surrogate per element** of the action — the suggest/abstain decision and
+  each token (PPO, Schulman et al. 2017, eq. 7):
   L = −mean_t min(ρ_t A, clip(ρ_t, 1−ε, 1+ε) A), ρ_t = π_θ(a_t|s_t) / π_old(a_t|s_t). For samples
   produced by the current adapter (on-policy) ρ = 1 and the gradient is the plain REINFORCE one; for
   samples from an older adapter (the update lagged behind the traffic: off-policy) ρ corrects for the
@@ -31,8 +33,14 @@ adapter on the samples gathered since the last update:
   restored at once, so a gated-out adapter never answers a request. :meth:`PolicyGradient.rollback`
   returns to any stored version later.
 
+Each interaction is learned from once (its first feedback with a reward or an accept/reject); samples
+decoded greedily (temperature 0) are not samples of the policy and are skipped.
+
 The learner's ``version`` counts promotions (and rollbacks, which promote a copy of an earlier
-adapter); ``history`` lists every update attempt with its probe numbers.
+adapter); ``history`` lists every update attempt with its probe numbers; ``provenance`` links each
+promoted version (item ``adapter:vN``) to the interactions it learned from. A gradient cannot be taken
+back: forgetting a user from the weights means rebuilding the adapter from the remaining log
+(``learn_many(log.replay())`` into a fresh learner), which the logged samples make possible.
 """
 
 from __future__ import annotations
@@ -158,11 +166,11 @@ class Probe:
         ratio = model.perplexity(self.texts, max_tokens=self.max_text_tokens) / self._base_ppl
         return ProbeResult(reward, ratio, time.perf_counter() - start)
 
-    def passes(self, candidate: ProbeResult, incumbent: ProbeResult) -> bool:
-        return (
-            candidate.reward >= incumbent.reward - self.tolerance
-            and candidate.ppl_ratio <= self.max_ppl_ratio
-        )
+    def passes(self, candidate: ProbeResult, incumbent: ProbeResult, floor: float | None = None) -> bool:
+        """No fall of more than ``tolerance`` from the served version, nor from ``floor`` (the base's
+        reward: small permitted falls cannot add up), and retention within ``max_ppl_ratio``."""
+        reference = incumbent.reward if floor is None else max(incumbent.reward, floor)
+        return candidate.reward >= reference - self.tolerance and candidate.ppl_ratio <= self.max_ppl_ratio
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +240,8 @@ class PolicyGradient(Learner):
             raise InvalidInput(f"must be in (0, 1) or None, got {clip}", field="clip")
         if max_staleness < 0:
             raise InvalidInput(f"must be >= 0, got {max_staleness}", field="max_staleness")
+        if keep_versions < 1:
+            raise InvalidInput(f"must be >= 1, got {keep_versions}", field="keep_versions")
         import torch
 
         self.model = model
@@ -253,12 +263,15 @@ class PolicyGradient(Learner):
         self.rng = np.random.default_rng(seed)
         self.baseline = 0.0
         self.pending: list[Sample] = []
+        self._pending_steps: dict[str, Step] = {}  # for provenance: the interactions of the pending samples
         self.history: list[Update] = []
         self.adapters: dict[int, dict[str, np.ndarray]] = {0: model.adapter_weights()}
         self._incumbent: ProbeResult | None = None
         self._last_update_time: float | None = None
         self._prepared = False
         self._seen = 0
+        self._learned: set[str] = set()  # interactions already learned from (feedback may come twice)
+        self._floor: float | None = None  # the base adapter's probe reward: no promotion falls below it
         model.adapter_version = 0
 
     @property
@@ -272,6 +285,7 @@ class PolicyGradient(Learner):
         if sample is None:
             return False
         self.pending.append(sample)
+        self._pending_steps[sample.interaction_id] = step
         self._seen += 1
         now = max(fb.time for fb in step.feedback)
         if self._last_update_time is None:
@@ -288,6 +302,17 @@ class PolicyGradient(Learner):
         meta = step.interaction.metadata.get(SAMPLE)
         if not isinstance(meta, dict) or not meta.get("completion_ids"):
             return None  # not produced by a trainable policy: nothing to learn from
+        if step.interaction.id in self._learned:
+            return None  # one reward per action: later feedback on it (or a replay by feedback) is not new
+        temperature = float(meta.get("temperature") or 0.0)
+        if temperature <= 0:
+            return None  # greedy decoding is not a sample of the policy: no policy gradient from it
+        ids, logprobs = list(meta["completion_ids"]), list(meta.get("logprobs") or [])
+        if len(ids) != len(logprobs):
+            raise InvalidInput(
+                f"{step.interaction.id}: {len(ids)} action ids, {len(logprobs)} log-probabilities",
+                field="metadata.sample",
+            )
         reward = step.reward
         if reward is None:
             accepted = step.accepted
@@ -295,19 +320,22 @@ class PolicyGradient(Learner):
                 return None
             reward = self.accept_reward if accepted else self.reject_reward
         version = meta.get("version")
+        self._learned.add(step.interaction.id)
         return Sample(
             step.interaction.id,
             tuple(self.model.encode_prompt(str(meta["prompt"]))),
-            tuple(int(i) for i in meta["completion_ids"]),
-            tuple(float(x) for x in meta["logprobs"]),
+            tuple(int(i) for i in ids),
+            tuple(float(x) for x in logprobs),
             int(version) if isinstance(version, int) else self.version,
-            float(meta.get("temperature") or self.temperature),
+            temperature,
             float(reward),
         )
 
     def update(self) -> bool:
         """Update the adapter on the pending samples now (whatever the cadence), gate the candidate,
         promote or roll back. Returns True when a new version was promoted."""
+        if self.frozen:
+            return False
         promoted = self._update()
         if promoted:
             self._version += 1
@@ -318,7 +346,8 @@ class PolicyGradient(Learner):
 
         start = time.perf_counter()
         batch, self.pending = self.pending, []
-        fresh = [s for s in batch if self.version - s.version <= self.max_staleness]
+        steps, self._pending_steps = self._pending_steps, {}
+        fresh = [s for s in batch if 0 <= self.version - s.version <= self.max_staleness]
         dropped = len(batch) - len(fresh)
         if not fresh:
             return False
@@ -329,6 +358,8 @@ class PolicyGradient(Learner):
             self._prepared = True
         if self.probe is not None and self._incumbent is None:
             self._incumbent = self.probe.evaluate(model, self.temperature)
+            if self._floor is None:
+                self._floor = self._incumbent.reward
         saved_optimizer = copy.deepcopy(self.optimizer.state_dict())
         advantages = [s.reward - self.baseline for s in fresh]
         clipped = total_tokens = tokens = 0
@@ -348,7 +379,7 @@ class PolicyGradient(Learner):
                     loss_value += float(loss) / len(fresh)
                     clipped += n_clipped
                     total_tokens += len(sample.completion_ids)
-                    tokens += len(sample.prompt_ids) + len(sample.completion_ids)
+                    tokens += len(sample.prompt_ids) + sum(t >= 0 for t in sample.completion_ids)
                 for guard in self.guards:
                     penalty = guard.update_penalty(model, self.rng, len(fresh))
                     if penalty is not None:
@@ -365,9 +396,12 @@ class PolicyGradient(Learner):
         if probe is None or self.probe is None or self._incumbent is None:
             promoted = True  # ungated: every update is served
         else:
-            promoted = self.probe.passes(probe, self._incumbent)
+            promoted = self.probe.passes(probe, self._incumbent, self._floor)
         if promoted:
             self._promote(model.adapter_weights())
+            for sample in fresh:  # provenance: the new version was learned from these interactions
+                if sample.interaction_id in steps:
+                    self.provenance.record(f"adapter:v{self.version + 1}", steps[sample.interaction_id])
             self._incumbent = probe
         else:  # roll back before anything is served with the candidate
             model.load_adapter_weights(self.adapters[self.version], self.version)
@@ -428,6 +462,7 @@ class PolicyGradient(Learner):
             )
         weights = {k: v.copy() for k, v in self.adapters[target].items()}
         self.model.load_adapter_weights(weights)
+        self.optimizer.state.clear()  # the moments belong to the abandoned trajectory
         self._promote(weights)
         self._version += 1
         self._incumbent = None  # re-measured at the next update
@@ -448,10 +483,15 @@ class PolicyGradient(Learner):
         self.history = [Update(**u) for u in state.get("history", [])]
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the adapter, baseline and history; stored versions other than the base and this
+        one, optimizer moments, pending samples and guard state start afresh (they are not state)."""
         super().load_state_dict(state)
-        self.adapters[self.version] = self.model.adapter_weights()
+        self.adapters = {0: self.adapters[0], self.version: self.model.adapter_weights()}
         self.model.adapter_version = self.version
-        self._incumbent = None
+        self.optimizer.state.clear()
+        self.pending, self._pending_steps = [], {}
+        self._prepared = False
+        self._incumbent = self._floor = None
 
     def config(self) -> dict[str, JSON]:
         return {

@@ -15,7 +15,8 @@ cached once as a safetensors checkpoint (:func:`default_checkpoint`), which load
 :meth:`TrainableModel.tiny` builds a randomly initialised model of the same architecture with a byte
 tokenizer, small enough for tests.
 
-On a GPU (``device="cuda"``, chosen automatically when one is present) the same code runs unchanged.
+On a GPU (``device="cuda"``, chosen when one is present) the model, adapter and sampler live there;
+only the CPU path has been run in this project.
 """
 
 from __future__ import annotations
@@ -185,7 +186,7 @@ class TrainableModel:
                 self.abstain_head.bias.fill_(float(np.log(abstain_prior / (1 - abstain_prior))))
         self.abstain_prior = abstain_prior
         self.rank, self.alpha, self.targets = rank, alpha, tuple(targets)
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
         #: The version of the adapter now applied (set by the learner that trains it).
         self.adapter_version = 0
         self._newline_ids: list[int] | None = None
@@ -245,7 +246,7 @@ class TrainableModel:
         *,
         max_tokens: int = 64,
         stop: Sequence[str] = (),
-        temperature: float = 1.0,
+        temperature: float = 0.0,
         choices: Sequence[str] | None = None,
     ) -> Completion:
         """Act on ``prompt``: with the abstain head, first decide whether to suggest at all (a draw from
@@ -387,7 +388,9 @@ class TrainableModel:
             return 0.0
         with torch.no_grad():
             out = self.network(
-                input_ids=torch.tensor([list(prompt_ids)]), logits_to_keep=1, output_hidden_states=True
+                input_ids=torch.tensor([list(prompt_ids)], device=self.device),
+                logits_to_keep=1,
+                output_hidden_states=True,
             )
             return float(self._abstain_logprob(out.hidden_states[-1][0, -1]).exp())
 
