@@ -196,3 +196,10 @@ def test_state_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert "OnlineSoftmax  weights  first in v2" in capsys.readouterr().out
     assert main(["state", "list", url, "Nobody"]) == 2
     assert main(["state", "derived", url]) == 2
+
+
+def test_bench_weights_rejects_unknown_variants_before_loading_a_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["bench", "weights", "--out", str(tmp_path), "--variants", "weights,nope"]) == 2
+    assert "nope" in capsys.readouterr().err

@@ -165,10 +165,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seeds", type=int, default=5, help="seeds / stream orders (default 5)")
     bench.add_argument("--steps", type=int, help="limit the stream length")
     bench.add_argument(
-        "--ablation-steps", type=int, help="intent-stream / code-completion: stream length of the ablations"
+        "--ablation-steps",
+        type=int,
+        help="intent-stream / code-completion / weights: stream length of the ablations",
     )
     bench.add_argument(
-        "--variants", help="intent-stream / code-completion: agent variants, comma-separated (see --help)"
+        "--variants",
+        help="intent-stream / code-completion / weights: agent variants, comma-separated (see the suite's "
+        "docstring); naming them turns the ablations off",
     )
     bench.set_defaults(func=cmd_bench)
 
