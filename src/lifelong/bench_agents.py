@@ -115,7 +115,10 @@ def run_variants(
     out.mkdir(parents=True, exist_ok=True)
     for n_order, seed in enumerate(seeds):
         for variant in [*variants, *(ablations if n_order == 0 else ())]:
-            log = ExperienceLog(out / f"{variant}-order{seed}.db")
+            path = out / f"{variant}-order{seed}.db"
+            for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+                stale.unlink(missing_ok=True)  # a fresh log per run: never append to an earlier run's
+            log = ExperienceLog(path)
             env = make_env()
             if variant in ablations and ablation_limit is not None:
                 env.limit = min(ablation_limit, env.limit or ablation_limit)  # type: ignore[attr-defined]
@@ -268,9 +271,11 @@ def _variants(
 
 
 def _headline(result: Result, *keys: str) -> None:
+    """Top-level JSON fields {variant: stat} for ``keys``, from the metrics ``variant.key`` (not from the
+    prefix metrics ``variant.first_N.key``, which cover one order's first requests only)."""
     for key in keys:
         result.extra[key] = {
             name.split(".")[0]: stat.to_dict()
             for name, stat in result.metrics.items()
-            if name.endswith("." + key)
+            if name.count(".") == 1 and name.endswith("." + key)
         }
