@@ -359,3 +359,15 @@ def test_logged_samples_are_checked() -> None:
     broken = Interaction(Scope(), "q", "x", metadata={SAMPLE: {**meta, "logprobs": [0.0]}})
     with pytest.raises(InvalidInput, match="log-probabilities"):
         policy.learn(Step(broken, (Feedback.reward(broken.id, 1.0),)))
+
+
+def test_the_probe_checks_each_kind_of_text_on_its_own() -> None:
+    policy = policy_of(update_every=1, head_lr=0.1)
+    probe = Probe([(PROMPTS[0], "return a + b")], {"prose": TEXTS[:1], "code": TEXTS[1:]}, max_ppl_ratio=10.0)
+    policy.probe = probe
+    policy.learn(step_of(policy, PROMPTS[0], 1.0, (SUGGEST, 40, 41)))
+    result = policy.history[-1].probe
+    assert result is not None and set(result["ppl_ratios"]) == {"prose", "code"}
+    assert result["ppl_ratio"] == max(result["ppl_ratios"].values())
+    groups = policy.optimizer.param_groups
+    assert [g["lr"] for g in groups] == [1e-2, 0.1]  # LoRA matrices, abstain head

@@ -7,8 +7,9 @@ Cursor Tab's rewards: +0.75 accepted, −0.25 rejected, 0 silent); Gemma 3 270M 
 the same policy (temperature 0.7, the abstain head at its 10% prior) on the same files and orders:
 
 - ``control`` — the frozen base: the policy never updates (the same system with learning off);
-- ``weights`` — :class:`~lifelong.learners.policy_gradient.PolicyGradient` with the KL and replay
-  guards, each update gated on a held-out probe (requests from a package it never sees, held-out text);
+- ``weights`` — :class:`~lifelong.learners.policy_gradient.PolicyGradient` (LoRA lr 5e-4, head lr
+  2e-3) with the KL and replay guards, each update gated on a held-out probe (requests from a
+  package it never sees, held-out prose and code, each kind checked on its own);
 - ``unguarded`` / ``kl`` / ``replay`` / ``ewc`` — the guard ablation (no probe gate, so what the
   guards alone do to retention shows);
 - ``token`` — the frozen policy with the token-space learners (example bank, lessons, memory) and the
@@ -80,7 +81,8 @@ def guards_for(variant: str) -> list[Guard]:
 
 def weights(args: argparse.Namespace) -> Result:
     requests = args.steps or 200
-    lr = float(getattr(args, "lr", None) or 2e-3)
+    lr = float(getattr(args, "lr", None) or 5e-4)  # LoRA matrices
+    head_lr = 2e-3  # the abstain head
     chosen = tuple((getattr(args, "variants", None) or "control,weights").split(","))
     unknown = set(chosen) - set(VARIANTS)
     if unknown:
@@ -89,7 +91,7 @@ def weights(args: argparse.Namespace) -> Result:
         )
     # EWC is not among the default ablations (time on 2 cores): --variants ewc runs it.
     ablations = () if getattr(args, "variants", None) else ("unguarded", "kl", "replay", "token", "both")
-    gate_texts = prose_texts("probe", limit=3) + code_texts(TEXT_MODULES, "probe", limit=3)
+    gate_texts = {"prose": prose_texts("probe", limit=3), "code": code_texts(TEXT_MODULES, "probe", limit=3)}
     retention_prose = prose_texts("probe")[3:9]
     retention_code = code_texts(TEXT_MODULES, "probe")[3:9]
     probe_pairs = probe_requests(16)
@@ -114,6 +116,7 @@ def weights(args: argparse.Namespace) -> Result:
         policy = PolicyGradient(
             model,
             lr=lr,
+            head_lr=head_lr,
             update_every=8,
             guards=guards_for(variant),
             probe=Probe(probe_pairs, gate_texts) if gated else None,
@@ -168,11 +171,12 @@ def weights(args: argparse.Namespace) -> Result:
     result.config = {
         "codebase": f"stdlib: {', '.join(TRAIN_PACKAGES)} (files shuffled per order)",
         "probe": f"{len(probe_pairs)} requests from {', '.join(PROBE_PACKAGES)}; "
-        f"{len(gate_texts)} held-out text chunks",
+        "3 prose + 3 code held-out chunks, each kind checked on its own",
         "retention_texts": f"{len(retention_prose)} prose chunks (pydoc_data), "
         f"{len(retention_code)} code chunks ({', '.join(TEXT_MODULES)})",
         "requests": requests,
         "lr": lr,
+        "head_lr": head_lr,
         "update_every": 8,
         "temperature": 0.7,
         "context_lines": CONTEXT_LINES,

@@ -47,8 +47,8 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -94,10 +94,11 @@ def sample_metadata(prompt: str, completion: Completion, temperature: float) -> 
 @dataclass(frozen=True, slots=True)
 class ProbeResult:
     reward: float  # expected reward per probe request under the policy
-    ppl_ratio: float  # held-out perplexity, adapted / base
+    ppl_ratio: float  # held-out perplexity, adapted / base: the worst of the kinds of text
     seconds: float
+    ppl_ratios: dict[str, float] = field(default_factory=dict)  # per kind of text
 
-    def to_dict(self) -> dict[str, float]:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -111,13 +112,15 @@ class Probe:
     ends the line, and
     E[R] = r_accept·P(accept) + r_reject·(1 − P(accept) − P(abstain)). (Other spellings of the right
     line — another tokenisation, other whitespace — count as rejected: a slight underestimate.)
-    ``texts`` are held-out natural-language and code texts for the retention check.
+    ``texts`` are held-out texts for the retention check — a list, or kinds of text by name (e.g.
+    ``{"prose": [...], "code": [...]}``): each kind is checked on its own, so one kind getting better
+    cannot hide another getting worse.
     """
 
     def __init__(
         self,
         requests: Sequence[tuple[str, str]],
-        texts: Sequence[str],
+        texts: Sequence[str] | Mapping[str, Sequence[str]],
         *,
         accept_reward: float = 0.75,
         reject_reward: float = -0.25,
@@ -127,16 +130,19 @@ class Probe:
     ) -> None:
         if not requests:
             raise InvalidInput("a probe needs held-out requests", field="requests")
-        if not texts:
+        kinds = (
+            {k: list(v) for k, v in texts.items()} if isinstance(texts, Mapping) else {"text": list(texts)}
+        )
+        if not kinds or not all(kinds.values()):
             raise InvalidInput("a probe needs held-out texts for the retention check", field="texts")
         self.requests = list(requests)
-        self.texts = list(texts)
+        self.texts = kinds
         self.accept_reward = accept_reward
         self.reject_reward = reject_reward
         self.tolerance = tolerance
         self.max_ppl_ratio = max_ppl_ratio
         self.max_text_tokens = max_text_tokens
-        self._base_ppl: float | None = None
+        self._base_ppl: dict[str, float] = {}
 
     def expected_reward(self, model: TrainableModel, temperature: float) -> float:
         import torch
@@ -160,11 +166,17 @@ class Probe:
     def evaluate(self, model: TrainableModel, temperature: float) -> ProbeResult:
         start = time.perf_counter()
         reward = self.expected_reward(model, temperature)
-        if self._base_ppl is None:
+        if not self._base_ppl:
             with model.base():
-                self._base_ppl = model.perplexity(self.texts, max_tokens=self.max_text_tokens)
-        ratio = model.perplexity(self.texts, max_tokens=self.max_text_tokens) / self._base_ppl
-        return ProbeResult(reward, ratio, time.perf_counter() - start)
+                self._base_ppl = {
+                    kind: model.perplexity(texts, max_tokens=self.max_text_tokens)
+                    for kind, texts in self.texts.items()
+                }
+        ratios = {
+            kind: model.perplexity(texts, max_tokens=self.max_text_tokens) / self._base_ppl[kind]
+            for kind, texts in self.texts.items()
+        }
+        return ProbeResult(reward, max(ratios.values()), time.perf_counter() - start, ratios)
 
     def passes(self, candidate: ProbeResult, incumbent: ProbeResult, floor: float | None = None) -> bool:
         """No fall of more than ``tolerance`` from the served version, nor from ``floor`` (the base's
@@ -197,6 +209,11 @@ class Update:
 class PolicyGradient(Learner):
     """See the module docstring.
 
+    ``lr`` is the learning rate of the LoRA matrices, ``head_lr`` that of the abstain head (default: the
+    same). They differ on purpose: Adam moves each parameter by about its learning rate per step however
+    small the gradient, so a few rejected suggestions move the whole adapter — the language model — as
+    far as many would, while the head is a 641-parameter decision that should move fast.
+
     >>> from lifelong.models.trainable import SUGGEST, TrainableModel
     >>> policy = PolicyGradient(TrainableModel.tiny(), update_every=4)
     >>> policy.version, policy.updates
@@ -210,6 +227,7 @@ class PolicyGradient(Learner):
         model: TrainableModel,
         *,
         lr: float = 1e-3,
+        head_lr: float | None = None,
         temperature: float = 0.7,
         clip: float | None = 0.2,
         max_staleness: int = 2,
@@ -259,7 +277,11 @@ class PolicyGradient(Learner):
         self.adapter_dir = Path(adapter_dir) if adapter_dir is not None else None
         self.keep_versions = keep_versions
         self.accept_reward, self.reject_reward = accept_reward, reject_reward
-        self.optimizer = torch.optim.Adam(model.adapter_parameters(), lr=lr)
+        self.head_lr = lr if head_lr is None else head_lr
+        groups = [{"params": model.lora_parameters(), "lr": lr}]
+        if model.head_parameters():
+            groups.append({"params": model.head_parameters(), "lr": self.head_lr})
+        self.optimizer = torch.optim.Adam(groups)
         self.rng = np.random.default_rng(seed)
         self.baseline = 0.0
         self.pending: list[Sample] = []
@@ -496,6 +518,7 @@ class PolicyGradient(Learner):
     def config(self) -> dict[str, JSON]:
         return {
             "lr": self.lr,
+            "head_lr": self.head_lr,
             "temperature": self.temperature,
             "clip": self.clip,
             "max_staleness": self.max_staleness,

@@ -455,7 +455,14 @@ class TrainableModel:
         return named
 
     def adapter_parameters(self) -> list[Any]:
+        """Everything that trains: the LoRA matrices and the abstain head."""
         return list(self._named_adapter_parameters().values())
+
+    def lora_parameters(self) -> list[Any]:
+        return [p for p in self.network.parameters() if p.requires_grad]
+
+    def head_parameters(self) -> list[Any]:
+        return list(self.abstain_head.parameters()) if self.abstain_head is not None else []
 
     def adapter_weights(self) -> dict[str, np.ndarray]:
         """A copy of the adapter's weights (LoRA matrices and abstain head), by parameter name."""
