@@ -287,7 +287,7 @@ class TrainableModel:
                         self.adapter_version,
                     )
                 actions.append(SUGGEST)
-                logprobs.append(float(torch.log1p(-log_p.exp().clamp(max=1 - 1e-7))))
+                logprobs.append(float(_log_complement(log_p)))
             for n in range(max_tokens):
                 if n:
                     out = self.network(
@@ -347,16 +347,15 @@ class TrainableModel:
         if not actions:
             raise InvalidInput("an empty action has no log-probabilities", field="actions")
         tokens = [a for a in actions if a >= 0]
+        decided = actions[0] in (ABSTAIN, SUGGEST)
+        if decided and self.abstain_head is None:
+            raise InvalidInput("this model has no abstain head to score a decision", field="actions")
         ids = torch.tensor([[*prompt_ids, *tokens]], device=self.device)
-        out = self.network(input_ids=ids, logits_to_keep=len(tokens) + 1, output_hidden_states=True)
+        out = self.network(input_ids=ids, logits_to_keep=len(tokens) + 1, output_hidden_states=decided)
         parts = []
-        if actions[0] in (ABSTAIN, SUGGEST):
-            if self.abstain_head is None:
-                raise InvalidInput("this model has no abstain head to score a decision", field="actions")
+        if decided:
             log_p = self._abstain_logprob(out.hidden_states[-1][0, len(prompt_ids) - 1])
-            parts.append(
-                (log_p if actions[0] == ABSTAIN else torch.log1p(-log_p.exp().clamp(max=1 - 1e-7)))[None]
-            )
+            parts.append((log_p if actions[0] == ABSTAIN else _log_complement(log_p))[None])
         log_softmax = None
         if tokens:
             logits = out.logits[0, :-1].float()
@@ -371,14 +370,9 @@ class TrainableModel:
         """log softmax(logits / τ) at each position of the generated tokens ``completion_ids``: a
         (len(completion_ids), vocab) tensor with gradients. Only those positions go through the output
         layer."""
-        import torch
-
         if not completion_ids:
             raise InvalidInput("an empty completion has no log-probabilities", field="completion_ids")
-        ids = torch.tensor([[*prompt_ids, *completion_ids]], device=self.device)
-        n = len(completion_ids)
-        logits = self.network(input_ids=ids, logits_to_keep=n + 1).logits[0, :-1].float()
-        return torch.log_softmax(logits / max(temperature, 1e-6), dim=-1)
+        return self.score(prompt_ids, completion_ids, temperature).token_log_softmax
 
     def abstain_probability(self, prompt_ids: Sequence[int]) -> float:
         """P(the head abstains) for a prompt (0 without a head)."""
@@ -507,6 +501,13 @@ class TrainableModel:
             "trainable_parameters": int(sum(p.numel() for p in self.adapter_parameters())),
             "device": self.device,
         }
+
+
+def _log_complement(log_p: Any) -> Any:
+    """log(1 − p) from log p (the suggest decision's log-probability from the abstain head's)."""
+    import torch
+
+    return torch.log1p(-log_p.exp().clamp(max=1 - 1e-7))
 
 
 @contextlib.contextmanager
