@@ -1,9 +1,19 @@
 """``lifelong bench intent-stream`` and ``lifelong bench code-completion``: token-space learning, measured.
 
-Each variant is the same frozen model with a different set of context learners, run prequentially on
-the same stream orders (:func:`lifelong.eval.agents.run_agent`):
+Each variant is the same frozen model with a different set of learners, run prequentially on the same
+stream orders (:func:`lifelong.eval.agents.run_agent`):
 
-- ``learner`` — example bank + lessons + memory, all learning;
+- ``learner`` — the whole agent: example bank + lessons + memory recalled into the prompt under a
+  harness configuration that :class:`~lifelong.agents.harness.HarnessSearch` learns in the background;
+  for labels, experts (the LLM, the examples' similarity vote, the nearest example, an online softmax on
+  hashed text, the nearest class mean of the embeddings) combined by an
+  :class:`~lifelong.learners.experts.ExpertMixture`; for suggestions, a gate with an explicit
+  objective (``--objective``, default ``keep``: reward without losing accepted work);
+- every expert alone (``llm``, ``knn``, ``nearest``, ``OnlineSoftmax``, ``Prototypes``) and ``hedge``
+  (exponential weights over the same experts) — read from the learner's log: each expert's proposal is
+  logged on every request and every expert learns from the right answer whatever was served, so these
+  are exactly the runs each would have had alone (see :func:`~lifelong.eval.agents.trace_of_answers`);
+- ``legacy`` — the agent as it was before expert selection (examples + lessons + memory, fixed sizes);
 - ``control`` — the same agent frozen from the start (nothing learned: the model alone);
 - ``knn`` — no model at all: a similarity-weighted vote of the nearest examples (embedding kNN);
 - ``examples`` / ``lessons`` / ``memory`` — one learner alone (the ablation);
@@ -26,23 +36,86 @@ from typing import Any
 import numpy as np
 
 from lifelong.agents import Agent, CodeCompletionTask, LabelTask
+from lifelong.agents.harness import HarnessConfig, HarnessSearch, chars_if_right, exact_match
 from lifelong.agents.tasks import code_facts, label_facts
 from lifelong.envs.base import Env
 from lifelong.envs.code_completion import CodeCompletion
 from lifelong.envs.intent_stream import IntentStream
 from lifelong.errors import InvalidInput
-from lifelong.eval.agents import AgentTrace, run_agent
+from lifelong.eval.agents import (
+    AgentTrace,
+    logged_steps,
+    near_duplicate_repeat_rate,
+    run_agent,
+    trace_of_answers,
+)
 from lifelong.eval.metrics import slope_ci, windowed
 from lifelong.eval.result import Curve, Result
 from lifelong.experience.log import ExperienceLog
-from lifelong.learners import ExampleBank, Lessons, Memory
+from lifelong.learners import ExampleBank, Lessons, Memory, OnlineSoftmax
+from lifelong.learners.context import MODEL_ANSWER
+from lifelong.learners.experts import EmbeddingSoftmax, ExpertMixture, Hedge, Prototypes, logged_proposals
 from lifelong.learners.gate import SuggestionGate
 from lifelong.learners.memory import Extractor
 from lifelong.learners.policy_gradient import PolicyGradient
 from lifelong.models.base import CachedEmbedder, Embedder, Model
 
-VARIANTS = ("learner", "control", "knn", "examples", "lessons", "memory", "context", "gate", "routed")
-INTENT_INSTRUCTION = "Classify each banking customer query by its intent."
+VARIANTS = (
+    "learner",
+    "control",
+    "knn",
+    "legacy",
+    "examples",
+    "lessons",
+    "memory",
+    "context",
+    "gate",
+    "routed",
+)
+INTENT_INSTRUCTION = "Classify each customer query by its intent."
+#: The experts read from the learner's log (label tasks), and the combiner replayed over them.
+LABEL_EXPERTS = ("llm", "knn", "nearest", "OnlineSoftmax", "Prototypes", "EmbeddingSoftmax")
+
+
+def learning_agent(
+    model: Model | None,
+    embedder: Embedder,
+    task: Any,
+    extract: Extractor,
+    log: ExperienceLog,
+    *,
+    label_task: bool,
+    per_user: bool,
+    token_budget: int,
+    objective: str = "keep",
+    search: bool = True,
+) -> Agent:
+    """The whole learning agent of the benchmarks (``learner``); frozen, it is the ``control``."""
+    default = HarnessConfig(examples=6, lessons=2, memory=2)
+    harness: HarnessSearch | HarnessConfig = default
+    if search:
+        harness = HarnessSearch(
+            default,
+            label_task=label_task,
+            every=250,
+            replay=24,
+            budget=2,
+            watch=40,
+            objective=exact_match if label_task else chars_if_right,
+        )
+    return Agent(
+        model,
+        task,
+        log,
+        examples=ExampleBank(embedder, per_user=per_user, k=6),
+        lessons=Lessons(embedder, per_user=per_user, k=2),
+        memory=Memory(embedder, extract=extract, per_user=per_user, k=2),
+        gate=None if label_task else SuggestionGate(objective=objective),
+        experts=[OnlineSoftmax(), Prototypes(embedder), EmbeddingSoftmax(embedder)] if label_task else [],
+        combiner=ExpertMixture() if label_task else None,
+        harness=harness,
+        token_budget=token_budget,
+    )
 
 
 def build_agent(
@@ -64,8 +137,7 @@ def build_agent(
     if variant not in VARIANTS:
         raise InvalidInput(f"must be one of {', '.join(VARIANTS)}, got {variant!r}", field="variant")
     use = {
-        "learner": {"examples", "lessons", "memory"},
-        "control": {"examples", "lessons", "memory"},
+        "legacy": {"examples", "lessons", "memory"},
         "knn": {"examples"},
         "examples": {"examples"},
         "lessons": {"lessons"},
@@ -74,8 +146,10 @@ def build_agent(
         "gate": set(),
         "routed": {"examples", "lessons", "memory"},
     }[variant]
+    if variant in ("learner", "control"):
+        raise InvalidInput("the learner and its control are built by learning_agent", field="variant")
     gate = None
-    if gated and variant in ("learner", "control", "gate"):
+    if gated and variant in ("legacy", "gate"):
         gate = SuggestionGate()
     elif variant == "routed":
         gate = SuggestionGate(threshold=0.0)
@@ -90,7 +164,7 @@ def build_agent(
         policy=policy,
         token_budget=token_budget,
     )
-    return agent.freeze() if variant == "control" else agent
+    return agent
 
 
 def run_variants(
@@ -104,11 +178,13 @@ def run_variants(
     ablations: Sequence[str] = (),
     ablation_limit: int | None = None,
     measure: Callable[[str, Agent, AgentTrace], dict[str, float]] | None = None,
+    derive: Callable[[str, ExperienceLog, AgentTrace], dict[str, AgentTrace]] | None = None,
 ) -> tuple[Result, dict[str, list[AgentTrace]]]:
     """Every variant on every stream order, the ablations on the first order only (they cost as much
     as the learner each; ``ablation_limit`` shortens their stream); curves of the right rate (accepted or
     correct per request). ``measure`` adds numbers taken from each agent after its run (as metrics
-    ``variant.name``, one value per order)."""
+    ``variant.name``, one value per order); ``derive`` adds traces read from a variant's log (the
+    experts alone), as variants of their own."""
     result = Result(name=name, protocol="prequential agent", seeds=list(seeds))
     traces: dict[str, list[AgentTrace]] = {v: [] for v in [*variants, *ablations]}
     measured: dict[str, list[float]] = {}
@@ -125,6 +201,8 @@ def run_variants(
             started = time.perf_counter()
             agent = make_agent(variant, log)
             trace = run_agent(agent, env, seed)
+            for name, derived in (derive(variant, log, trace) if derive is not None else {}).items():
+                traces.setdefault(name, []).append(derived)
             log.close()
             traces[variant].append(trace)
             for key, value in (measure(variant, agent, trace) if measure is not None else {}).items():
@@ -136,6 +214,8 @@ def run_variants(
                 flush=True,
             )
     for variant, runs in traces.items():
+        if len(runs) < len(seeds) and variant not in ablations:
+            continue  # derived from a variant that did not run on every order
         n = min(len(t) for t in runs)
         xs, _ = windowed(np.asarray(runs[0].right[:n], dtype=float), window)
         result.curves[variant] = Curve(
@@ -169,12 +249,76 @@ def _models() -> tuple[Model, Embedder]:
     return LlamaCpp(), CachedEmbedder(MiniLM(), size=20_000)
 
 
+def make_variant(
+    variant: str,
+    model: Model,
+    embedder: Embedder,
+    task: Any,
+    extract: Extractor,
+    log: ExperienceLog,
+    *,
+    label_task: bool,
+    per_user: bool,
+    token_budget: int,
+    objective: str = "keep",
+) -> Agent:
+    if variant in ("learner", "control"):
+        agent = learning_agent(
+            model,
+            embedder,
+            task,
+            extract,
+            log,
+            label_task=label_task,
+            per_user=per_user,
+            token_budget=token_budget,
+            objective=objective,
+        )
+        return agent.freeze() if variant == "control" else agent
+    return build_agent(
+        variant,
+        model,
+        embedder,
+        task,
+        extract,
+        log,
+        per_user=per_user,
+        token_budget=token_budget,
+        gated=not label_task,
+    )
+
+
+def harness_metrics(variant: str, agent: Agent, trace: AgentTrace) -> dict[str, float]:
+    """The harness search's cost and outcome on one order (learner only)."""
+    search = agent.harness
+    if variant != "learner" or search is None:
+        return {}
+    rounds = search.rounds
+    watched = [r["watch"] for r in rounds if "watch" in r]
+    out = {
+        "harness_calls": float(search.calls),
+        "harness_calls_per_request": search.calls / max(1, len(trace)),
+        "harness_rounds": float(len(rounds)),
+        "harness_promotions": float(sum(1 for r in rounds if r.get("promoted"))),
+        "harness_rollbacks": float(sum(1 for r in rounds if r.get("rolled_back"))),
+    }
+    if watched:
+        new = sum(w["promoted"] * w["requests"] for w in watched)
+        old = sum(w["previous"] * w["requests"] for w in watched)
+        n = sum(w["requests"] for w in watched)
+        out["harness_watch_promoted"] = new / n
+        out["harness_watch_previous"] = old / n
+        out["harness_watch_wins"] = float(new > old)
+    return out
+
+
 def code_completion(args: argparse.Namespace) -> Result:
     model, embedder = _models()
     source = getattr(args, "source", None)
     packages = tuple((getattr(args, "packages", None) or "json,email,http,logging").split(","))
     requests = args.steps or 1000
-    variants, ablations = _variants(args, ("learner", "control", "knn"), ("context", "gate"))
+    objective = getattr(args, "objective", None) or "keep"
+    variants, ablations = _variants(args, ("learner", "control", "knn"), ("legacy", "context"))
 
     def make_env() -> CodeCompletion:
         kw: dict[str, Any] = {"rate": 0.25, "limit": requests}
@@ -182,12 +326,32 @@ def code_completion(args: argparse.Namespace) -> Result:
             CodeCompletion.from_path(source, **kw) if source else CodeCompletion.from_stdlib(packages, **kw)
         )
 
+    make_env()  # a missing source fails before any model is loaded
     task = CodeCompletionTask()
 
     def make_agent(variant: str, log: ExperienceLog) -> Agent:
-        return build_agent(
-            variant, model, embedder, task, code_facts, log, per_user=True, token_budget=768, gated=True
+        return make_variant(
+            variant,
+            model,
+            embedder,
+            task,
+            code_facts,
+            log,
+            label_task=False,
+            per_user=True,
+            token_budget=768,
+            objective=objective,
         )
+
+    def derive(variant: str, log: ExperienceLog, trace: AgentTrace) -> dict[str, AgentTrace]:
+        if variant != "learner":
+            return {}
+        steps = logged_steps(log)
+        return {
+            "llm": trace_of_answers(
+                steps, lambda s: s.interaction.metadata.get(MODEL_ANSWER), trace, suggestions=True
+            )
+        }
 
     seeds = list(range(args.seeds))
     result, _ = run_variants(
@@ -200,33 +364,76 @@ def code_completion(args: argparse.Namespace) -> Result:
         Path(args.out) / "code-completion-logs",
         ablations,
         getattr(args, "ablation_steps", None),
+        measure=harness_metrics,
+        derive=derive,
     )
     result.config = {
         "codebase": source or f"stdlib: {', '.join(packages)}",
         "requests": requests,
         "rate": 0.25,
+        "objective": objective,
     }
-    _headline(result, "accept_rate", "reward_per_request", "suggestion_rate", "right_rate", "last_window")
+    _headline(
+        result,
+        "accept_rate",
+        "reward_per_request",
+        "suggestion_rate",
+        "right_rate",
+        "chars_saved",
+        "last_window",
+    )
+    _ratios(result, ("accept_rate", "right_rate", "chars_saved"))
     return result
 
 
 def intent_stream(args: argparse.Namespace) -> Result:
+    from lifelong.data import data_path
+
     model, embedder = _models()
-    stream = IntentStream.banking77(args.data)
+    folder = data_path("banking77", args.data)
+    stream = IntentStream.banking77(folder)
+    dataset = folder.name
     items = args.steps or 1000
-    variants, ablations = _variants(args, ("learner", "control", "knn"), ("examples", "lessons", "memory"))
+    variants, ablations = _variants(args, ("learner", "control"), ("legacy", "examples"))
     task = LabelTask(stream.labels, instruction=INTENT_INSTRUCTION)
 
     def make_env() -> IntentStream:
         return IntentStream(stream.texts, stream.labels, limit=items)
 
     def make_agent(variant: str, log: ExperienceLog) -> Agent:
-        return build_agent(variant, model, embedder, task, label_facts, log, per_user=False, token_budget=768)
+        return make_variant(
+            variant,
+            model,
+            embedder,
+            task,
+            label_facts,
+            log,
+            label_task=True,
+            per_user=False,
+            token_budget=768,
+        )
+
+    def derive(variant: str, log: ExperienceLog, trace: AgentTrace) -> dict[str, AgentTrace]:
+        if variant != "learner":
+            return {}
+        steps = logged_steps(log)
+        out = {}
+        for name in LABEL_EXPERTS:
+            out[name] = trace_of_answers(steps, _top_of(name), trace, suggestions=False)
+        hedge = Hedge()
+
+        def hedged(step: Any) -> Any:
+            answer, _ = hedge.choose(logged_proposals(step))
+            hedge.learn(step)
+            return answer
+
+        out["hedge"] = trace_of_answers(steps, hedged, trace, suggestions=False)
+        return out
 
     seeds = list(range(args.seeds))
     window = max(50, items // 10)
-    result, _ = run_variants(
-        "BANKING77 intent stream (token space)",
+    result, traces = run_variants(
+        f"{dataset} intent stream (token space)",
         make_env,
         make_agent,
         variants,
@@ -235,22 +442,46 @@ def intent_stream(args: argparse.Namespace) -> Result:
         Path(args.out) / "intent-stream-logs",
         ablations,
         getattr(args, "ablation_steps", None),
+        measure=harness_metrics,
+        derive=derive,
     )
+    for name, runs in traces.items():
+        if len(runs) < len(seeds):
+            continue
+        rates = [near_duplicate_repeat_rate(embedder.embed(t.inputs), t.right) for t in runs]
+        result.add_metric(f"{name}.repeat_error_near_duplicate", rates)
     result.config = {
+        "dataset": dataset,
         "items": items,
         "window": window,
         "labels": len(task.labels),
         "ablation_items": getattr(args, "ablation_steps", None) or items,
-        "recalled_per_request": {"examples": 6, "lessons": 2, "memory": 2},
+        "recalled_per_request": {"examples": 6, "lessons": 2, "memory": 2, "vote": 6},
         "model": "Gemma 3 270M Q4_K_M (llama.cpp)",
         "embedder": "all-MiniLM-L6-v2",
     }
-    _headline(result, "last_window", "repeat_error_rate", "right_rate")
+    _headline(result, "last_window", "repeat_error_rate", "repeat_error_near_duplicate", "right_rate")
     result.extra["last_window_accuracy"] = result.extra.pop("last_window")
     from lifelong.bench_recall import recall_latency
 
     result.extra["recall_p95_ms"] = recall_latency(embedder, stream.texts)
     return result
+
+
+def _top_of(name: str) -> Callable[[Any], Any]:
+    def answer(step: Any) -> Any:
+        rows = logged_proposals(step).get(name)
+        return rows[0][0] if rows else None
+
+    return answer
+
+
+def _ratios(result: Result, keys: Sequence[str]) -> None:
+    """``learner / control`` of each key's mean, as top-level JSON fields ``<key>_ratio``."""
+    for key in keys:
+        learner, control = result.metrics.get(f"learner.{key}"), result.metrics.get(f"control.{key}")
+        if learner is not None and control is not None and control.mean > 0:
+            result.extra[f"{key}_ratio"] = learner.mean / control.mean
 
 
 def _variants(

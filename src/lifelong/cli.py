@@ -174,6 +174,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="intent-stream / code-completion / weights: agent variants, comma-separated (see the suite's "
         "docstring); naming them turns the ablations off",
     )
+    bench.add_argument(
+        "--source",
+        help="code-completion: a directory or git checkout to write instead of the standard library",
+    )
+    bench.add_argument(
+        "--packages",
+        help="code-completion: standard-library packages, comma-separated (default json,email,http,logging)",
+    )
+    bench.add_argument(
+        "--objective",
+        choices=("keep", "reward", "chars"),
+        default="keep",
+        help="code-completion: what the suggestion gate optimises (default keep: reward without losing "
+        "accepted work)",
+    )
     bench.set_defaults(func=cmd_bench)
 
     log = sub.add_parser("log", help="inspect and manage an experience log")

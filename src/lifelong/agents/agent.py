@@ -33,12 +33,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from lifelong.agents.harness import HarnessConfig, HarnessSearch
 from lifelong.errors import InvalidInput, NotFound
 from lifelong.experience.log import ExperienceLog
 from lifelong.experience.records import JSON, Feedback, Interaction, Scope, Step
 from lifelong.learners.base import Learner
-from lifelong.learners.context import RECALLED, ContextLearner, Recalled, query_text
+from lifelong.learners.context import MODEL_ANSWER, RECALLED, ContextLearner, Recalled, query_text
 from lifelong.learners.examples import ExampleBank
+from lifelong.learners.experts import EXPERTS, NEAR_DUPLICATE, Expert, ExpertMixture, Proposal
 from lifelong.learners.gate import GATE, SuggestionGate, normalise, same_answer
 from lifelong.learners.lessons import Lessons
 from lifelong.learners.memory import Memory
@@ -53,11 +55,20 @@ if TYPE_CHECKING:
 
 @dataclass
 class Context:
-    """What the learners recalled for one observation, best first within each kind."""
+    """What the learners recalled for one observation, best first within each kind.
+
+    ``examples``, ``lessons`` and ``memory`` go into the prompt; ``neighbours`` are the nearest
+    examples the similarity vote counts (not shown to the model); ``hints`` are the answers the other
+    experts propose (a narrowed label task lets the model choose among them); ``config`` is the
+    harness configuration in force.
+    """
 
     examples: list[Recalled] = field(default_factory=list)
     lessons: list[Recalled] = field(default_factory=list)
     memory: list[Recalled] = field(default_factory=list)
+    neighbours: list[Recalled] = field(default_factory=list)
+    hints: list[JSON] = field(default_factory=list)
+    config: HarnessConfig = field(default_factory=HarnessConfig)
 
     def drop_weakest(self) -> bool:
         """Remove the lowest-scored recalled item (to fit a token budget); False when nothing is left."""
@@ -87,6 +98,20 @@ class Task(Protocol):
         ...
 
 
+@dataclass
+class Decision:
+    """Everything :meth:`Agent.act` worked out for one observation, before it is logged."""
+
+    action: JSON
+    model_answer: JSON  # the model's own answer (the vote without a model), before lessons/experts/gate
+    context: Context
+    completion: Completion
+    model_calls: int = 0
+    gate: list[dict[str, JSON]] = field(default_factory=list)
+    experts: dict[str, JSON] | None = None
+    sample: dict[str, JSON] | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Response:
     """What :meth:`Agent.act` returns."""
@@ -114,6 +139,10 @@ class Agent:
         memory: Memory | None = None,
         gate: SuggestionGate | None = None,
         policy: PolicyGradient | None = None,
+        experts: Sequence[Expert] = (),
+        combiner: ExpertMixture | None = None,
+        harness: HarnessSearch | HarnessConfig | None = None,
+        vote_k: int = 6,
         token_budget: int = 1024,
         pending: int = 10_000,
     ) -> None:
@@ -125,6 +154,13 @@ class Agent:
             )
         if token_budget < 16:
             raise InvalidInput(f"must be >= 16 tokens, got {token_budget}", field="token_budget")
+        if vote_k < 1:
+            raise InvalidInput(f"must be >= 1, got {vote_k}", field="vote_k")
+        names = [e.name for e in experts]
+        if len(set(names)) != len(names) or set(names) & {"llm", "knn", "nearest", "lessons"}:
+            raise InvalidInput(
+                f"expert names must be unique and not llm/knn/nearest/lessons: {names}", field="experts"
+            )
         self.model = model
         self.task = task
         self.log = log
@@ -133,6 +169,11 @@ class Agent:
         self.memory = memory
         self.gate = gate
         self.policy = policy
+        self.experts = list(experts)
+        self.combiner = combiner
+        self.harness = harness if isinstance(harness, HarnessSearch) else None
+        self._config = harness if isinstance(harness, HarnessConfig) else None
+        self.vote_k = vote_k
         self.token_budget = token_budget
         self._pending: OrderedDict[str, Interaction] = OrderedDict()
         self._pending_limit = pending
@@ -144,13 +185,35 @@ class Agent:
 
     @property
     def all_learners(self) -> dict[str, Learner]:
-        """The context learners, the gate and the policy: everything that learns from feedback."""
+        """The context learners, the gate, the policy, the experts, the combiner and the harness search:
+        everything that learns from feedback."""
         found: dict[str, Learner] = dict(self.learners)
         if self.gate is not None:
             found["gate"] = self.gate
         if self.policy is not None:
             found["policy"] = self.policy
+        for expert in self.experts:
+            if isinstance(expert, Learner):
+                found[expert.name] = expert
+        if self.combiner is not None:
+            found["combiner"] = self.combiner
+        if self.harness is not None:
+            found["harness"] = self.harness
         return found
+
+    @property
+    def config(self) -> HarnessConfig:
+        """The harness configuration in force: the search's current one, the one given, or the
+        learners' own recall sizes."""
+        if self.harness is not None:
+            return self.harness.current
+        if self._config is not None:
+            return self._config
+        return HarnessConfig(
+            examples=self.examples.k if self.examples is not None else 0,
+            lessons=self.lessons.k if self.lessons is not None else 0,
+            memory=self.memory.k if self.memory is not None else 0,
+        )
 
     def freeze(self) -> Agent:
         """Act with what is learned so far and learn nothing more (the frozen control)."""
@@ -169,11 +232,28 @@ class Agent:
 
     # ------------------------------------------------------------------ acting
 
-    def recall(self, observation: JSON, scope: Scope, now: float | None = None) -> Context:
+    def recall(
+        self,
+        observation: JSON,
+        scope: Scope,
+        now: float | None = None,
+        *,
+        config: HarnessConfig | None = None,
+        before: float | None = None,
+    ) -> Context:
+        """What each learner recalls for ``observation``, as many items as ``config`` says; with
+        ``before``, only what had been learned before that time."""
+        config = config or self.config
         query = query_text(observation)
-        context = Context()
+        context = Context(config=config)
         for name, learner in self.learners.items():
-            setattr(context, name, learner.recall(query, scope, now=now))
+            k = getattr(config, name)
+            if name == "examples":
+                found = learner.recall(query, scope, k=max(k, self.vote_k), now=now, before=before)
+                context.neighbours = found[: self.vote_k]
+                context.examples = found[:k]
+            elif k > 0:
+                setattr(context, name, learner.recall(query, scope, k=k, now=now, before=before))
         return context
 
     def act(self, observation: JSON, scope: Scope | None = None, *, now: float | None = None) -> Response:
@@ -181,12 +261,66 @@ class Agent:
         scope = scope or Scope()
         start = time.perf_counter()
         stamp = time.time() if now is None else now
-        context = self.recall(observation, scope, now=stamp)
-        candidates: list[dict[str, JSON]] = []
+        decision = self.decide(observation, scope, now=stamp)
+        context, completion = decision.context, decision.completion
+        recalled = {
+            learner.name: [r.id for r in getattr(context, name)] for name, learner in self.learners.items()
+        }
+        interaction = Interaction(
+            scope,
+            observation,
+            decision.action,
+            time=stamp,
+            versions={learner.name: learner.version for learner in self.all_learners.values()},
+            metadata={
+                RECALLED: recalled,
+                GATE: decision.gate,
+                MODEL_ANSWER: decision.model_answer,
+                **({EXPERTS: decision.experts} if decision.experts is not None else {}),
+                **({SAMPLE: decision.sample} if decision.sample is not None else {}),
+                **({"harness": context.config.key()} if self.harness is not None else {}),
+                "prompt_tokens": completion.prompt_tokens,
+                "completion_tokens": completion.completion_tokens,
+            },
+        )
+        self.log.append(interaction)
+        self._remember(interaction)
+        return Response(
+            interaction.id,
+            decision.action,
+            completion.prompt_tokens,
+            completion.completion_tokens,
+            decision.model_calls,
+            time.perf_counter() - start,
+            sum(len(ids) for ids in recalled.values()),
+        )
+
+    def decide(
+        self,
+        observation: JSON,
+        scope: Scope,
+        *,
+        now: float,
+        config: HarnessConfig | None = None,
+        before: float | None = None,
+        answer_only: bool = False,
+    ) -> Decision:
+        """Recall, consult the experts, call the model, and choose — changing and logging nothing.
+
+        ``answer_only`` stops after the model's own answer (what a harness replay scores).
+        """
+        context = self.recall(observation, scope, now=now, config=config, before=before)
+        proposals: dict[str, Proposal] = {}
+        request: dict[str, float] = {}
+        tables: dict[str, dict[str, float]] = {}
+        if self.combiner is not None and not answer_only:
+            proposals, request, tables = self._proposals(observation, scope, context)
+            context.hints = [a for rows in proposals.values() for a, _ in rows]
         completion = Completion("", 0, 0)
         sample: dict[str, JSON] | None = None
+        choices: Sequence[str] | None = None
         if self.model is None:
-            action = self._amend(self._vote(context), context)
+            proposed = self._vote(context)
         else:
             prompt = self._fit(observation, context)  # may drop recalls: choices are read after it
             choices = self.task.choices(observation, context)
@@ -199,50 +333,79 @@ class Agent:
                 temperature=temperature,
             )
             proposed = self.task.parse(completion.text, observation)
-            action = self._amend(proposed, context)
-            if self.gate is not None:
-                options = gate_candidates(
-                    observation,
-                    action,
-                    action != proposed,
-                    generated_logprobs(completion),
-                    context,
-                    vote=choices is not None,
-                )
-                action, _ = self.gate.choose(options)
-                candidates = [{"action": a, "features": f} for a, f in options]
-            if self.policy is not None and action == proposed:
-                # Only the policy's own action earns its reward: a suggestion the lessons or the gate
-                # replaced (or silenced, or served over the policy's silence) has none to learn from.
+            if self.policy is not None:
                 sample = sample_metadata(prompt, completion, temperature)
-        recalled = {
-            learner.name: [r.id for r in getattr(context, name)] for name, learner in self.learners.items()
-        }
-        interaction = Interaction(
-            scope,
-            observation,
-            action,
-            time=stamp,
-            versions={learner.name: learner.version for learner in self.all_learners.values()},
-            metadata={
-                RECALLED: recalled,
-                GATE: candidates,
-                **({SAMPLE: sample} if sample is not None else {}),
-                "prompt_tokens": completion.prompt_tokens,
-                "completion_tokens": completion.completion_tokens,
-            },
-        )
-        self.log.append(interaction)
-        self._remember(interaction)
-        return Response(
-            interaction.id,
-            action,
-            completion.prompt_tokens,
-            completion.completion_tokens,
-            0 if self.model is None else 1,
-            time.perf_counter() - start,
-            sum(len(ids) for ids in recalled.values()),
-        )
+        calls = 0 if self.model is None else 1
+        if answer_only:
+            return Decision(proposed, proposed, context, completion, calls)
+        action = self._amend(proposed, context)
+        experts: dict[str, JSON] | None = None
+        if self.combiner is not None:
+            lp = list(generated_logprobs(completion))
+            first: dict[str, Proposal] = {}
+            if proposed is not None and self.model is not None:
+                first["llm"] = [(proposed, math.exp(sum(lp) / len(lp)) if lp else 1.0)]
+            if action != proposed and action is not None:
+                first["lessons"] = [(action, 1.0)]
+            proposals = {**first, **proposals}
+            candidates = self.combiner.candidates(proposals, request, tables)
+            action, _ = self.combiner.choose(candidates)
+            experts = {
+                "proposals": {name: [[a, round(p, 6)] for a, p in rows] for name, rows in proposals.items()},
+                "candidates": [{"action": a, "features": f} for a, f in candidates],
+            }
+        gate: list[dict[str, JSON]] = []
+        if self.gate is not None and self.model is not None:
+            options = gate_candidates(
+                observation,
+                action,
+                action != proposed,
+                generated_logprobs(completion),
+                context,
+                vote=choices is not None,
+            )
+            action, _ = self.gate.choose(options)
+            gate = [{"action": a, "features": f} for a, f in options]
+        if sample is not None and action != proposed:
+            # Only the policy's own action earns its reward: a suggestion the lessons or the gate
+            # replaced (or silenced, or served over the policy's silence) has none to learn from.
+            sample = None
+        return Decision(action, proposed, context, completion, calls, gate, experts, sample)
+
+    def model_answer(self, interaction: Interaction, config: HarnessConfig) -> JSON:
+        """The model's own answer to a logged request under ``config``, recalling only what had been
+        learned before it (a harness replay: one model call, nothing logged or learned)."""
+        return self.decide(
+            interaction.observation,
+            interaction.scope,
+            now=interaction.time,
+            config=config,
+            before=interaction.time,
+            answer_only=True,
+        ).model_answer
+
+    def _proposals(
+        self, observation: JSON, scope: Scope, context: Context
+    ) -> tuple[dict[str, Proposal], dict[str, float], dict[str, dict[str, float]]]:
+        """The non-model experts' proposals (the vote, the nearest example, each expert learner),
+        request features (how similar the nearest past input is) and the full score tables of the
+        experts that have one."""
+        proposals: dict[str, Proposal] = {}
+        request: dict[str, float] = {}
+        tables: dict[str, dict[str, float]] = {}
+        if context.neighbours:
+            proposals["knn"] = vote_shares(context.neighbours)[:3]
+            nearest = context.neighbours[0]
+            proposals["nearest"] = [(nearest.item.payload["output"], max(0.0, nearest.similarity))]
+            request["nearest.duplicate"] = float(nearest.similarity >= NEAR_DUPLICATE)
+        for expert in self.experts:
+            rows = expert.propose(observation, scope, 3)
+            if rows:
+                proposals[expert.name] = rows
+            table = getattr(expert, "scores", None)
+            if callable(table) and rows:
+                tables[expert.name] = table(observation, scope)
+        return proposals, request, tables
 
     def _amend(self, action: JSON, context: Context) -> JSON:
         """What the lessons say instead of ``action`` (``action`` itself when none ruled it out)."""
@@ -259,7 +422,7 @@ class Agent:
                 return prompt
 
     def _vote(self, context: Context) -> JSON:
-        return weighted_vote(context.examples)[0] if context.examples else None
+        return weighted_vote(context.neighbours)[0] if context.neighbours else None
 
     def _remember(self, interaction: Interaction) -> None:
         self._pending[interaction.id] = interaction
@@ -306,6 +469,8 @@ class Agent:
         step = Step(interaction, tuple(feedback))
         for learner in self.all_learners.values():
             learner.learn(step)
+        if self.harness is not None:
+            self.harness.tick(self)  # a bounded slice of the background search, never a batch
         return step
 
 
@@ -325,11 +490,12 @@ def gate_candidates(
     examples and its share of the votes; each with the nearest example's similarity, whether the two
     agree, and whether the text already appears in the observation's context (code being repeated).
     """
-    nearest = context.examples[0] if context.examples else None
+    neighbours = context.neighbours or context.examples
+    nearest = neighbours[0] if neighbours else None
     example_answer = nearest.item.payload.get("output") if nearest is not None else None
     extra: dict[str, float] = {}
-    if vote and context.examples:
-        example_answer, share = weighted_vote(context.examples)
+    if vote and neighbours:
+        example_answer, share = weighted_vote(neighbours)
         extra = {"vote_share": share}
     similarity = nearest.similarity if nearest is not None else 0.0
     seen = _context_lines(observation)
@@ -380,16 +546,21 @@ def generated_logprobs(completion: Completion) -> tuple[float, ...]:
     return completion.token_logprobs
 
 
-def weighted_vote(examples: Sequence[Recalled]) -> tuple[JSON, float]:
-    """The output with the largest total similarity among ``examples``, and its share of the total."""
+def vote_shares(examples: Sequence[Recalled]) -> Proposal:
+    """Each output of ``examples`` with its share of the total similarity, largest first."""
     votes: dict[str, tuple[float, JSON]] = {}
     for r in examples:
         output = r.item.payload["output"]
         weight, _ = votes.get(repr(output), (0.0, output))
         votes[repr(output)] = (weight + max(r.similarity, 0.0), output)
-    weight, winner = max(votes.values(), key=lambda v: v[0])
-    total = sum(w for w, _ in votes.values())
-    return winner, (weight / total if total > 0 else 0.0)
+    total = sum(w for w, _ in votes.values()) or 1.0
+    ranked = sorted(votes.values(), key=lambda v: -v[0])
+    return [(output, weight / total) for weight, output in ranked]
+
+
+def weighted_vote(examples: Sequence[Recalled]) -> tuple[JSON, float]:
+    """The output with the largest total similarity among ``examples``, and its share of the total."""
+    return vote_shares(examples)[0]
 
 
 def _context_lines(observation: JSON) -> set[str]:

@@ -20,7 +20,12 @@ import numpy as np
 from lifelong.agents.agent import Agent
 from lifelong.envs.base import Env
 from lifelong.errors import InvalidInput
-from lifelong.experience.records import Scope
+from lifelong.experience.log import ExperienceLog
+from lifelong.experience.records import JSON, Scope, Step
+from lifelong.learners.context import query_text
+from lifelong.learners.gate import same_answer
+
+ACCEPT_REWARD, REJECT_REWARD = 0.75, -0.25
 
 
 @dataclass
@@ -37,6 +42,7 @@ class AgentTrace:
     act_seconds: list[float] = field(default_factory=list)
     learn_seconds: list[float] = field(default_factory=list)
     pattern: list[str] = field(default_factory=list)
+    inputs: list[str] = field(default_factory=list)  # the text each request is searched by
 
     def __len__(self) -> int:
         return len(self.reward)
@@ -76,7 +82,8 @@ class AgentRun:
             raise InvalidInput("this run has ended", field="step")
         trace, agent = self.trace, self.agent
         now = 1.7e9 + len(trace)  # the stream's own clock: one second per request, the same on every run
-        response = agent.act(self.observation, self.scope, now=now)
+        observation = self.observation
+        response = agent.act(observation, self.scope, now=now)
         self.observation, reward, self.done, _, info = self.env.step(response.action)
         accepted = info.get("accepted")
         correct = info.get("correct_action")
@@ -98,6 +105,7 @@ class AgentRun:
         trace.model_calls.append(response.model_calls)
         trace.act_seconds.append(response.seconds)
         trace.pattern.append(str(info.get("pattern", correct)))
+        trace.inputs.append(query_text(observation))
         self.scope = info.get("scope", self.scope)
         return trace
 
@@ -137,3 +145,59 @@ def repeat_error_rate(pattern: list[str], right: list[bool], suggested: list[boo
         if suggested[t] and not right[t] and following[t] >= 0
     ]
     return float(np.mean(repeats)) if repeats else float("nan")
+
+
+def near_duplicate_repeat_rate(vectors: np.ndarray, right: list[bool], threshold: float = 0.9) -> float:
+    """Of the requests whose input is a near-duplicate (cosine >= ``threshold``) of an earlier input
+    that was answered wrongly — and then corrected — the share answered wrongly again. NaN when none.
+
+    This is the repeat error a learner from experience should essentially never make (the same
+    question, re-typed); :func:`repeat_error_rate` counts the looser "same intent / same line" kind.
+    """
+    v = np.asarray(vectors, dtype=np.float64)
+    v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+    wrong_before = np.zeros((0, v.shape[1]))
+    repeats: list[bool] = []
+    for t in range(len(right)):
+        if len(wrong_before) and float(np.max(wrong_before @ v[t])) >= threshold:
+            repeats.append(not right[t])
+        if not right[t]:
+            wrong_before = np.vstack([wrong_before, v[t]])
+    return float(np.mean(repeats)) if repeats else float("nan")
+
+
+def trace_of_answers(
+    steps: list[Step], answer_of: Callable[[Step], JSON], like: AgentTrace, *, suggestions: bool
+) -> AgentTrace:
+    """The trace an expert would have had serving its own answers on the same stream.
+
+    Exact whenever the expert's learning does not depend on what was served — true of the agent's
+    experts, which learn from the right answer every step reveals (a full-information stream). Costs
+    are not counted (they are the serving agent's). ``suggestions`` scores like code completion
+    (accept on an exact match up to whitespace, Cursor's rewards, characters saved), else like labels.
+    """
+    trace = AgentTrace()
+    for n, step in enumerate(steps):
+        truth = step.correction
+        answer = answer_of(step)
+        right = answer is not None and (same_answer(answer, truth) if suggestions else answer == truth)
+        trace.suggested.append(answer is not None)
+        trace.right.append(right)
+        if suggestions:
+            trace.reward.append(0.0 if answer is None else ACCEPT_REWARD if right else REJECT_REWARD)
+            trace.chars_saved.append(len(str(truth).strip()) if right else 0)
+        else:
+            trace.reward.append(float(right))
+            trace.chars_saved.append(0)
+        for name in ("prompt_tokens", "completion_tokens", "model_calls"):
+            getattr(trace, name).append(0)
+        trace.act_seconds.append(0.0)
+        trace.learn_seconds.append(0.0)
+        trace.pattern.append(like.pattern[n])
+        trace.inputs.append(like.inputs[n])
+    return trace
+
+
+def logged_steps(log: ExperienceLog) -> list[Step]:
+    """Every step of a (one-run) log, in interaction order."""
+    return list(log.replay())

@@ -34,6 +34,7 @@ import numpy as np
 from lifelong.errors import InvalidInput
 from lifelong.experience.records import JSON, Scope, Step
 from lifelong.learners.base import Learner
+from lifelong.learners.gate import same_answer
 from lifelong.learners.ranking import top_k
 from lifelong.learners.vector_index import VectorIndex
 from lifelong.models.base import CachedEmbedder, Embedder, embed_one
@@ -48,6 +49,10 @@ SAME_INPUT = 0.995
 #: Key of the metadata field in which an agent records which items of which learner it recalled.
 RECALLED = "recalled"
 
+#: Key of the metadata field holding the model's own answer (before lessons, experts and the gate
+#: changed or silenced it): recalled context is judged by what the model made of it.
+MODEL_ANSWER = "model_answer"
+
 
 def query_text(observation: JSON) -> str:
     """The text an observation is searched by: itself if a string, else its ``"query"`` field."""
@@ -60,8 +65,28 @@ def query_text(observation: JSON) -> str:
     )
 
 
+def judged_action(step: Step) -> JSON:
+    """The answer the recalled context is judged by: the model's own answer when the agent logged it
+    and the right answer is known (another expert, a lesson or the gate may have served something
+    else), else the served action."""
+    metadata = step.interaction.metadata
+    if MODEL_ANSWER in metadata and step.corrected:
+        return metadata[MODEL_ANSWER]
+    return step.interaction.action
+
+
 def outcome(step: Step) -> int:
-    """+1 if the response was accepted, rewarded or confirmed; -1 if rejected, penalised or corrected."""
+    """+1 if the response was accepted, rewarded or confirmed; -1 if rejected, penalised or corrected.
+
+    When the model's own answer is logged and the right answer known, it is that answer that is judged
+    (0 when the model gave none).
+    """
+    metadata = step.interaction.metadata
+    if MODEL_ANSWER in metadata and step.corrected:
+        answer = metadata[MODEL_ANSWER]
+        if answer is None:
+            return 0
+        return 1 if same_answer(answer, step.correction) else -1
     accepted = step.accepted
     if accepted is not None:
         return 1 if accepted else -1
@@ -163,9 +188,16 @@ class ContextLearner(Learner):
         return (scope.tenant, scope.user if self.per_user else None)
 
     def recall(
-        self, query: str, scope: Scope, *, k: int | None = None, now: float | None = None
+        self,
+        query: str,
+        scope: Scope,
+        *,
+        k: int | None = None,
+        now: float | None = None,
+        before: float | None = None,
     ) -> list[Recalled]:
-        """The best ``k`` active items of ``scope`` for ``query`` (changes nothing)."""
+        """The best ``k`` active items of ``scope`` for ``query`` (changes nothing); with ``before``,
+        only items created before that time (what was known then: used to replay a logged request)."""
         index = self._indexes.get(self.scope_key(scope))
         if index is None or not len(index):
             return []
@@ -179,6 +211,7 @@ class ContextLearner(Learner):
             for i in shortlist
             if sims[i] >= self.min_similarity
             for item in (self.items[keys[i]],)
+            if before is None or item.created < before
         ]
         found.sort(key=lambda r: -r.score)
         return found[:take]

@@ -12,6 +12,19 @@ positive. Under Cursor Tab's rewards (+0.75 accepted, -0.25 rejected, 0 silent):
 and stays silent otherwise — the behaviour Cursor reports from its online RL (fewer suggestions, a
 higher accept rate), here from a 12-weight model that learns in microseconds.
 
+The *objective* says what "pays" and is the user's choice — a gate can always raise its accept rate by
+saying less, which is no win for a user who then types more:
+
+- ``"reward"`` — the expected reward above: suggest iff ``p > threshold``;
+- ``"chars"`` — expected characters saved: suggest the candidate with the largest
+  ``p * len(text) - (1 - p) * reject_chars`` iff it is positive (a rejection costs the user about
+  ``reject_chars`` characters of attention);
+- ``"keep"`` (the default) — reward *subject to not losing accepted work*: the threshold is the reward
+  threshold, lowered to the ``keep_loss`` quantile of the current probabilities of the candidates that
+  were right over the last ``window`` requests, so that (on recent evidence) at most a ``keep_loss``
+  share of the suggestions that would have been accepted is silenced (none of them, while fewer than
+  ``min_right`` are known).
+
 Every candidate and its features are logged with the interaction (``metadata["gate"]``), and the right
 answer arrives as a correction even when the agent stayed silent, so the gate learns from every
 candidate of every request (full information: no exploration needed) and replays exactly from the log.
@@ -21,12 +34,18 @@ Before it has learned anything the gate suggests everything (p = 0.5), as the fr
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Mapping
 from typing import Any
+
+import numpy as np
 
 from lifelong.errors import InvalidInput
 from lifelong.experience.records import JSON, Step
 from lifelong.learners.base import Learner
+
+#: What a gate can optimise (see the module docstring).
+OBJECTIVES = ("keep", "reward", "chars")
 
 #: Key of the interaction metadata that holds the candidates: ``[{"action": ..., "features": {...}}]``.
 GATE = "gate"
@@ -50,34 +69,75 @@ class SuggestionGate(Learner):
     def __init__(
         self,
         *,
+        objective: str = "keep",
         threshold: float = 0.25,
+        reject_chars: float = 4.0,
+        keep_loss: float = 0.02,
+        window: int = 200,
+        min_right: int = 20,
         lr: float = 0.5,
         l2: float = 1e-4,
     ) -> None:
         super().__init__()
+        if objective not in OBJECTIVES:
+            raise InvalidInput(
+                f"must be one of {', '.join(OBJECTIVES)}, got {objective!r}", field="objective"
+            )
         if not 0.0 <= threshold < 1.0:
             raise InvalidInput(f"must be in [0, 1), got {threshold}", field="threshold")
+        if reject_chars < 0:
+            raise InvalidInput(f"must be >= 0, got {reject_chars}", field="reject_chars")
+        if not 0.0 <= keep_loss < 1.0:
+            raise InvalidInput(f"must be in [0, 1), got {keep_loss}", field="keep_loss")
+        if window < 1 or min_right < 1:
+            raise InvalidInput(f"must be >= 1, got {min(window, min_right)}", field="window")
         if lr <= 0:
             raise InvalidInput(f"must be > 0, got {lr}", field="lr")
+        self.objective = objective
         self.threshold = threshold
+        self.reject_chars = reject_chars
+        self.keep_loss = keep_loss
+        self.window = window
+        self.min_right = min_right
         self.lr = lr
         self.l2 = l2
         self.weights: dict[str, float] = {}
         self._g2: dict[str, float] = {}
         self.seen = 0
+        self._right: deque[dict[str, float]] = deque(maxlen=window)  # features of right candidates
+        self.cut = threshold
 
     def probability(self, features: Mapping[str, float]) -> float:
         """Estimated probability that a candidate with these features is accepted."""
         z = self.weights.get("bias", 0.0) + sum(self.weights.get(k, 0.0) * v for k, v in features.items())
         return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
+    def value(self, answer: JSON, p: float) -> float:
+        """The objective's expected value of suggesting ``answer`` (accepted with probability ``p``);
+        staying silent is worth 0."""
+        if self.objective == "chars":
+            return p * len(str(answer).strip()) - (1.0 - p) * self.reject_chars
+        return p - self.cut  # reward and keep: suggest above the (current) threshold
+
     def choose(self, candidates: list[tuple[JSON, dict[str, float]]]) -> tuple[JSON, float]:
         """The candidate to suggest and its probability; (None, p) when staying silent pays more."""
         if not candidates:
             return None, 0.0
-        scored = [(self.probability(features), n) for n, (_, features) in enumerate(candidates)]
-        p, best = max(scored, key=lambda s: (s[0], -s[1]))  # ties: the earlier candidate
-        return (candidates[best][0] if p > self.threshold else None), p
+        scored = []
+        for n, (answer, features) in enumerate(candidates):
+            p = self.probability(features)
+            scored.append((self.value(answer, p), p, n))
+        value, p, best = max(scored, key=lambda s: (s[0], -s[2]))  # ties: the earlier candidate
+        return (candidates[best][0] if value > 0 else None), p
+
+    def utility(self, action: JSON, truth: JSON) -> float:
+        """What ``action`` was worth under the objective once the right answer ``truth`` is known."""
+        if action is None:
+            return 0.0
+        right = same_answer(action, truth)
+        if self.objective == "chars":
+            return float(len(str(truth).strip())) if right else -self.reject_chars
+        return 0.75 if right else -0.25
 
     def _learn(self, step: Step) -> bool:
         gate = step.interaction.metadata.get(GATE)
@@ -98,8 +158,22 @@ class SuggestionGate(Learner):
             else:
                 continue
             self._sgd(features, 1.0 if label else 0.0)
+            if label:
+                self._right.append({str(k): float(v) for k, v in features.items()})
             changed = True
+        if changed and self.objective == "keep":
+            self.cut = self._keep_cut()
         return changed
+
+    def _keep_cut(self) -> float:
+        """The reward threshold, lowered so that at most ``keep_loss`` of the recent right candidates
+        fall below it (below all of them while fewer than ``min_right`` are known; the plain reward
+        threshold when none is: there is no accepted work to lose)."""
+        if not self._right:
+            return self.threshold
+        p = np.array([self.probability(f) for f in self._right])
+        loss = self.keep_loss if len(self._right) >= self.min_right else 0.0
+        return float(min(self.threshold, np.quantile(p, loss, method="lower") - 1e-9))
 
     def _sgd(self, features: Mapping[str, Any], y: float) -> None:
         grad = self.probability(features) - y  # d(log loss)/dz
@@ -110,12 +184,30 @@ class SuggestionGate(Learner):
         self.seen += 1
 
     def _get_state(self) -> dict[str, Any]:
-        return {"weights": dict(self.weights), "g2": dict(self._g2), "seen": self.seen}
+        return {
+            "weights": dict(self.weights),
+            "g2": dict(self._g2),
+            "seen": self.seen,
+            "right": list(self._right),
+            "cut": self.cut,
+        }
 
     def _set_state(self, state: dict[str, Any]) -> None:
         self.weights = {k: float(v) for k, v in state["weights"].items()}
         self._g2 = {k: float(v) for k, v in state["g2"].items()}
         self.seen = int(state["seen"])
+        self._right = deque(
+            ({str(k): float(v) for k, v in f.items()} for f in state.get("right", [])), maxlen=self.window
+        )
+        self.cut = float(state.get("cut", self.threshold))
 
     def config(self) -> dict[str, JSON]:
-        return {"threshold": self.threshold, "lr": self.lr, "l2": self.l2}
+        return {
+            "objective": self.objective,
+            "threshold": self.threshold,
+            "reject_chars": self.reject_chars,
+            "keep_loss": self.keep_loss,
+            "window": self.window,
+            "lr": self.lr,
+            "l2": self.l2,
+        }

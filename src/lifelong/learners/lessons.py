@@ -31,7 +31,15 @@ from typing import Any
 
 from lifelong.errors import InvalidInput
 from lifelong.experience.records import JSON, Step
-from lifelong.learners.context import SAME_INPUT, ContextLearner, Item, Recalled, outcome, query_text
+from lifelong.learners.context import (
+    SAME_INPUT,
+    ContextLearner,
+    Item,
+    Recalled,
+    judged_action,
+    outcome,
+    query_text,
+)
 from lifelong.models.base import Embedder
 
 QUOTE_LIMIT = 120
@@ -63,7 +71,7 @@ class Lessons(ContextLearner):
         self.drop_after = drop_after
 
     def _derive(self, step: Step) -> bool:
-        wrong = step.interaction.action
+        wrong = judged_action(step)  # the model's own mistake when the agent logged it
         if outcome(step) >= 0 or wrong is None:
             return False
         right = step.correction if step.corrected else None

@@ -130,6 +130,15 @@ class OnlineSoftmax(Predictor):
         index, value = self.featurize(text_of(observation))
         return dict(zip(self.classes, _softmax(self._logits(index, value)).tolist(), strict=True))
 
+    def scores(self, observation: JSON, scope: Scope | None = None) -> dict[str, float]:
+        """Every class's probability (an expert's score table)."""
+        return self.predict_proba(observation)
+
+    def propose(self, observation: JSON, scope: Scope | None = None, k: int = 3) -> list[tuple[JSON, float]]:
+        """The ``k`` most probable classes with their probabilities (an expert's proposal)."""
+        ranked = sorted(self.predict_proba(observation).items(), key=lambda kv: -kv[1])
+        return [(label, float(p)) for label, p in ranked[:k]]
+
     def predict(self, observation: JSON, scope: Scope | None = None) -> str | None:
         """The most probable class, or None (abstain) before any class is known."""
         text = text_of(observation)
