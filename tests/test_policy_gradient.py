@@ -342,7 +342,8 @@ def test_a_suggestion_the_gate_replaced_earns_the_policy_nothing() -> None:
 
     policy = PolicyGradient(TrainableModel.tiny(threads=1, abstain_prior=1e-4), update_every=100)
     log = ExperienceLog(":memory:")
-    gate = SuggestionGate(threshold=0.99)  # above the best expected reward (0.75): always silent
+    # above the best expected reward (0.75): always silent
+    gate = SuggestionGate(objective="reward", threshold=0.99)
     agent = Agent(policy.model, CodeCompletionTask(), log, policy=policy, gate=gate)
     agent.task.max_tokens = 3
     silenced = agent.act({"path": "a.py", "context": "x = 1", "indent": "", "query": "x = 1"})

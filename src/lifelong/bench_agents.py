@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from lifelong.agents import Agent, CodeCompletionTask, LabelTask
+from lifelong.agents.agent import PLAIN_ANSWER
 from lifelong.agents.harness import HarnessConfig, HarnessSearch, chars_if_right, exact_match
 from lifelong.agents.tasks import code_facts, label_facts
 from lifelong.envs.base import Env
@@ -114,6 +115,7 @@ def learning_agent(
         experts=[OnlineSoftmax(), Prototypes(embedder), EmbeddingSoftmax(embedder)] if label_task else [],
         combiner=ExpertMixture() if label_task else None,
         harness=harness,
+        plain=not label_task,
         token_budget=token_budget,
     )
 
@@ -152,7 +154,7 @@ def build_agent(
     if gated and variant in ("legacy", "gate"):
         gate = SuggestionGate()
     elif variant == "routed":
-        gate = SuggestionGate(threshold=0.0)
+        gate = SuggestionGate(objective="reward", threshold=0.0)
     agent = Agent(
         None if variant == "knn" else model,
         task,
@@ -347,10 +349,10 @@ def code_completion(args: argparse.Namespace) -> Result:
         if variant != "learner":
             return {}
         steps = logged_steps(log)
+        experts = {"llm": MODEL_ANSWER, "plain": PLAIN_ANSWER}  # with / without the learned context
         return {
-            "llm": trace_of_answers(
-                steps, lambda s: s.interaction.metadata.get(MODEL_ANSWER), trace, suggestions=True
-            )
+            name: trace_of_answers(steps, _metadata(key), trace, suggestions=True)
+            for name, key in experts.items()
         }
 
     seeds = list(range(args.seeds))
@@ -466,6 +468,13 @@ def intent_stream(args: argparse.Namespace) -> Result:
 
     result.extra["recall_p95_ms"] = recall_latency(embedder, stream.texts)
     return result
+
+
+def _metadata(key: str) -> Callable[[Any], Any]:
+    def answer(step: Any) -> Any:
+        return step.interaction.metadata.get(key)
+
+    return answer
 
 
 def _top_of(name: str) -> Callable[[Any], Any]:

@@ -135,10 +135,16 @@ def _table(traces: dict[str, AgentTrace]) -> str:
             f"  {s['reward_per_request']:+14.3f}  {int(s['chars_saved']):11d}"
         )
     learner, control = (traces[n].summary() for n in ("learner", "control"))
-    if control["accept_rate"] > 0:
-        rows.append(
-            f"  accept rate: learner / control = {learner['accept_rate'] / control['accept_rate']:.2f}x"
-        )
+    parts, wins = [], 0
+    for key, label in (
+        ("accept_rate", "accept rate"),
+        ("right_rate", "accepted completions"),
+        ("chars_saved", "characters saved"),
+    ):
+        wins += learner[key] > control[key]
+        ratio = f"{learner[key] / control[key]:.2f}x" if control[key] > 0 else "n/a"
+        parts.append(f"{label} {ratio}")
+    rows.append(f"  learner / control: {', '.join(parts)} — the learner wins on {wins} of 3")
     return "\n".join(rows)
 
 

@@ -98,6 +98,10 @@ class Task(Protocol):
         ...
 
 
+#: Key of the interaction metadata holding the model's answer without recalled context (``plain=True``).
+PLAIN_ANSWER = "plain_answer"
+
+
 @dataclass
 class Decision:
     """Everything :meth:`Agent.act` worked out for one observation, before it is logged."""
@@ -110,6 +114,7 @@ class Decision:
     gate: list[dict[str, JSON]] = field(default_factory=list)
     experts: dict[str, JSON] | None = None
     sample: dict[str, JSON] | None = None
+    plain: tuple[JSON, Sequence[float]] | None = None  # the model's answer without recalled context
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +148,7 @@ class Agent:
         combiner: ExpertMixture | None = None,
         harness: HarnessSearch | HarnessConfig | None = None,
         vote_k: int = 6,
+        plain: bool = False,
         token_budget: int = 1024,
         pending: int = 10_000,
     ) -> None:
@@ -174,6 +180,7 @@ class Agent:
         self.harness = harness if isinstance(harness, HarnessSearch) else None
         self._config = harness if isinstance(harness, HarnessConfig) else None
         self.vote_k = vote_k
+        self.plain = plain
         self.token_budget = token_budget
         self._pending: OrderedDict[str, Interaction] = OrderedDict()
         self._pending_limit = pending
@@ -279,6 +286,7 @@ class Agent:
                 **({EXPERTS: decision.experts} if decision.experts is not None else {}),
                 **({SAMPLE: decision.sample} if decision.sample is not None else {}),
                 **({"harness": context.config.key()} if self.harness is not None else {}),
+                **({PLAIN_ANSWER: decision.plain[0]} if decision.plain is not None else {}),
                 "prompt_tokens": completion.prompt_tokens,
                 "completion_tokens": completion.completion_tokens,
             },
@@ -338,6 +346,14 @@ class Agent:
         calls = 0 if self.model is None else 1
         if answer_only:
             return Decision(proposed, proposed, context, completion, calls)
+        plain: tuple[JSON, Sequence[float]] | None = None
+        if self.plain and self.model is not None and choices is None:
+            bare = Context(config=context.config)  # the same request without anything learned
+            alone = self.model.complete(
+                self.task.prompt(observation, bare), max_tokens=self.task.max_tokens, stop=self.task.stop
+            )
+            plain = (self.task.parse(alone.text, observation), generated_logprobs(alone))
+            calls += 1
         action = self._amend(proposed, context)
         experts: dict[str, JSON] | None = None
         if self.combiner is not None:
@@ -363,6 +379,7 @@ class Agent:
                 generated_logprobs(completion),
                 context,
                 vote=choices is not None,
+                plain=plain,
             )
             action, _ = self.gate.choose(options)
             gate = [{"action": a, "features": f} for a, f in options]
@@ -370,7 +387,7 @@ class Agent:
             # Only the policy's own action earns its reward: a suggestion the lessons or the gate
             # replaced (or silenced, or served over the policy's silence) has none to learn from.
             sample = None
-        return Decision(action, proposed, context, completion, calls, gate, experts, sample)
+        return Decision(action, proposed, context, completion, calls, gate, experts, sample, plain)
 
     def model_answer(self, interaction: Interaction, config: HarnessConfig) -> JSON:
         """The model's own answer to a logged request under ``config``, recalling only what had been
@@ -482,8 +499,12 @@ def gate_candidates(
     context: Context,
     *,
     vote: bool = False,
+    plain: tuple[JSON, Sequence[float]] | None = None,
 ) -> list[tuple[JSON, dict[str, float]]]:
     """The candidates a :class:`SuggestionGate` chooses from, with their features.
+
+    ``plain`` is the model's answer to the prompt without any recalled context (and its token
+    log-probabilities): a second model expert, offered when it differs from the others.
 
     The model's answer (with its token log-probabilities) and, when it differs, the answer of the
     nearest past example — or, with ``vote`` (label tasks), the similarity-weighted vote of the recalled
@@ -522,7 +543,32 @@ def gate_candidates(
                 },
             )
         )
-    if example_answer is not None and not (answer is not None and same_answer(answer, example_answer)):
+    if (
+        plain is not None
+        and plain[0] is not None
+        and not (answer is not None and same_answer(answer, plain[0]))
+    ):
+        lp = list(plain[1]) or [0.0]
+        options.append(
+            (
+                plain[0],
+                {
+                    "plain": 1.0,
+                    "logprob_mean": sum(lp) / len(lp),
+                    "p_mean": math.exp(sum(lp) / len(lp)),
+                    "logprob_min": min(lp),
+                    "tokens": len(plain[1]) / 10.0,
+                    "example_similarity": similarity,
+                    "agrees_with_example": float(
+                        example_answer is not None and same_answer(plain[0], example_answer)
+                    ),
+                    "in_context": float(normalise(str(plain[0])) in seen),
+                    "length": min(len(str(plain[0])), 80) / 40.0,
+                },
+            )
+        )
+    taken = [a for a, _ in options]
+    if example_answer is not None and not any(same_answer(a, example_answer) for a in taken):
         options.append(
             (
                 example_answer,

@@ -264,6 +264,10 @@ class HarnessSearch(Learner):
         record["promoted"] = self._candidates[best].key() if promoted else None
         self._queue, self._replayed = [], []
         if promoted:
+            if self.store is not None and self.store.promoted(self.name) is None:
+                # the incumbent becomes a version of its own first, so a rollback has one to return to
+                first = self.store.commit(self, message=f"incumbent {self.current.key()}")
+                self.store.promote(self.name, first.version)
             self._previous, self.current = self.current, self._candidates[best]
             self._commit(
                 f"promote {self.current.key()} (replay {means[best]:.3f} vs {means[0]:.3f})",

@@ -268,6 +268,9 @@ class ContextLearner(Learner):
     def _after_credit(self, item: Item) -> None:
         """Hook: e.g. lessons drop an item whose recalls keep preceding negative feedback."""
 
+    def _after_evict(self, item: Item) -> None:
+        """Hook: ``item`` was evicted to keep the scope within its budget."""
+
     @abstractmethod
     def _derive(self, step: Step) -> bool:
         """Add, merge or supersede items from ``step``; return True when something changed."""
@@ -345,6 +348,7 @@ class ContextLearner(Learner):
         for item in candidates[: len(index) - self.budget]:
             del self.items[item.id]
             index.remove(item.id)
+            self._after_evict(item)
 
     # ------------------------------------------------------------------ erasure and state
 

@@ -23,7 +23,8 @@ saying less, which is no win for a user who then types more:
   threshold, lowered to the ``keep_loss`` quantile of the current probabilities of the candidates that
   were right over the last ``window`` requests, so that (on recent evidence) at most a ``keep_loss``
   share of the suggestions that would have been accepted is silenced (none of them, while fewer than
-  ``min_right`` are known).
+  ``min_right`` are known; while none is, it suggests everything for the first ``warmup`` candidates,
+  as the frozen control does, then falls back to the reward threshold).
 
 Every candidate and its features are logged with the interaction (``metadata["gate"]``), and the right
 answer arrives as a correction even when the agent stayed silent, so the gate learns from every
@@ -75,6 +76,7 @@ class SuggestionGate(Learner):
         keep_loss: float = 0.02,
         window: int = 200,
         min_right: int = 20,
+        warmup: int = 50,
         lr: float = 0.5,
         l2: float = 1e-4,
     ) -> None:
@@ -99,13 +101,14 @@ class SuggestionGate(Learner):
         self.keep_loss = keep_loss
         self.window = window
         self.min_right = min_right
+        self.warmup = warmup
         self.lr = lr
         self.l2 = l2
         self.weights: dict[str, float] = {}
         self._g2: dict[str, float] = {}
         self.seen = 0
         self._right: deque[dict[str, float]] = deque(maxlen=window)  # features of right candidates
-        self.cut = threshold
+        self.cut = 0.0 if objective == "keep" else threshold
 
     def probability(self, features: Mapping[str, float]) -> float:
         """Estimated probability that a candidate with these features is accepted."""
@@ -167,10 +170,10 @@ class SuggestionGate(Learner):
 
     def _keep_cut(self) -> float:
         """The reward threshold, lowered so that at most ``keep_loss`` of the recent right candidates
-        fall below it (below all of them while fewer than ``min_right`` are known; the plain reward
-        threshold when none is: there is no accepted work to lose)."""
-        if not self._right:
-            return self.threshold
+        fall below it (below all of them while fewer than ``min_right`` are known; while none is, 0 for
+        the first ``warmup`` candidates and then the plain reward threshold)."""
+        if not self._right:  # no accepted work seen yet: like the control at first, then the reward rule
+            return 0.0 if self.seen < self.warmup else self.threshold
         p = np.array([self.probability(f) for f in self._right])
         loss = self.keep_loss if len(self._right) >= self.min_right else 0.0
         return float(min(self.threshold, np.quantile(p, loss, method="lower") - 1e-9))
