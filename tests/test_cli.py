@@ -203,3 +203,21 @@ def test_bench_weights_rejects_unknown_variants_before_loading_a_model(
 ) -> None:
     assert main(["bench", "weights", "--out", str(tmp_path), "--variants", "weights,nope"]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_agent_benches_reject_a_missing_data_set_or_source_before_loading_a_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["bench", "intent-stream", "--out", str(tmp_path), "--data", str(tmp_path / "nope")]) == 2
+    assert "nope" in capsys.readouterr().err
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "train.csv").write_text("query,label\nhi,greet\n")
+    (bad / "test.csv").write_text("query,label\nhi,greet\n")
+    assert main(["bench", "intent-stream", "--out", str(tmp_path), "--data", str(bad)]) == 2
+    assert "text,category" in capsys.readouterr().err
+    assert main(["bench", "code-completion", "--out", str(tmp_path), "--source", str(tmp_path / "none")]) == 2
+    assert "no source directory" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["bench", "code-completion", "--out", str(tmp_path), "--objective", "silence"])
+    assert exit_.value.code == 2

@@ -305,3 +305,40 @@ def test_vector_index_search_matches_brute_force_after_removals() -> None:
         index.remove("k3")
     with pytest.raises(InvalidInput, match="dimensions"):
         index.add("bad", np.ones(3))
+
+
+def test_lessons_grow_by_deltas_and_are_never_rewritten_wholesale() -> None:
+    lessons = Lessons(EMBED, drop_after=1)
+    texts = [f"query about topic {n} with words w{n} v{n}" for n in range(30)]
+    total = 0
+    for n, text in enumerate(texts):
+        correct(lessons, text, f"wrong{n}", f"right{n}")
+        now = sum(len(item.text) for item in lessons.active_items())
+        assert now >= total  # adding never shrinks the playbook
+        total = now
+    correct(lessons, texts[0], "wrong_again", "right0")  # the same lesson again: a merge
+    [first] = [i for i in lessons.active_items() if i.query == texts[0]]
+    credit(lessons, [first.id], accept=False)  # a lesson that misled: retired, on its own
+    ops = [d["op"] for d in lessons.deltas]
+    # 30 lessons, one merge, the misleading one retired — and the rejection of "q" is a lesson of its own
+    assert ops.count("add") == 31 and ops.count("merge") == 1 and ops.count("retire") == 1
+    [retired] = [d for d in lessons.deltas if d["op"] == "retire"]
+    assert retired["item"] == first.id and retired["losses"] == 1
+    assert len(lessons.active_items()) == 30 and not first.active  # nothing else was touched
+    copy = Lessons(EMBED, drop_after=1)
+    copy.load_state_dict(lessons.state_dict())
+    assert copy.deltas == lessons.deltas
+
+
+def test_the_model_is_judged_by_its_own_answer_when_the_agent_logged_it() -> None:
+    from lifelong.learners.context import MODEL_ANSWER, outcome
+
+    i = Interaction(ADA, "q", action="served_by_another_expert", metadata={MODEL_ANSWER: "model_said"})
+    right = Step(i, (Feedback.correction(i.id, "model_said"),))
+    assert outcome(right) == 1  # the served answer was someone else's; the model was right
+    wrong = Step(i, (Feedback.correction(i.id, "served_by_another_expert"),))
+    assert outcome(wrong) == -1
+    lessons = Lessons(EMBED)
+    lessons.learn(wrong)
+    [lesson] = lessons.active_items()
+    assert lesson.payload["wrong"] == ["model_said"]  # the lesson is about the model's mistake

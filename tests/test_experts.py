@@ -24,6 +24,7 @@ from lifelong.learners.experts import (
 )
 from lifelong.learners.gate import GATE, SuggestionGate
 from lifelong.models import HashingEmbedder
+from lifelong.models.base import Completion
 from lifelong.state import digest
 
 EMBED = HashingEmbedder()
@@ -239,3 +240,41 @@ def test_near_duplicate_repeat_rate_counts_only_re_typed_inputs_after_a_mistake(
     # request 0 wrong; 1 is its near-duplicate and right; 2 unrelated; 3 a near-duplicate and wrong
     assert near_duplicate_repeat_rate(v, [False, True, False, False]) == pytest.approx(0.5)
     assert math.isnan(near_duplicate_repeat_rate(v, [True, True, True, True]))
+
+
+class TwoMinds:
+    """A stand-in model that completes differently with and without recalled snippets."""
+
+    name = "two-minds"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def complete(self, prompt: str, **kw: object) -> Completion:
+        self.calls += 1
+        return Completion(
+            "plain_line()" if prompt.startswith("# file:") else "context_line()", 5, 3, token_logprobs=(-0.1,)
+        )
+
+
+def test_the_plain_model_answer_is_offered_to_the_gate_and_logged() -> None:
+    from lifelong.agents import CodeCompletionTask
+    from lifelong.agents.agent import PLAIN_ANSWER
+
+    model = TwoMinds()
+    log = ExperienceLog(":memory:")
+    agent = Agent(
+        model, CodeCompletionTask(), log, examples=ExampleBank(EMBED), gate=SuggestionGate(), plain=True
+    )
+    observation = {"path": "a.py", "context": "import os\n", "indent": "", "query": "import os / 0>"}
+    first = agent.act(observation, Scope("t", user="u"))
+    assert model.calls == 1  # nothing recalled yet: the plain prompt is the prompt
+    agent.feedback(first.id, correction="plain_line()")
+    second = agent.act(observation, Scope("t", user="u"))
+    logged = log.get(second.id).interaction
+    assert model.calls == 3 and second.model_calls == 2
+    assert logged.metadata[PLAIN_ANSWER] == "plain_line()"
+    assert {c["action"] for c in logged.metadata[GATE]} >= {"context_line()", "plain_line()"}

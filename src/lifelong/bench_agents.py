@@ -98,8 +98,8 @@ def learning_agent(
         harness = HarnessSearch(
             default,
             label_task=label_task,
-            every=250,
-            replay=24,
+            every=250 if label_task else 100,  # code requests cost ~3x a label: shorter streams
+            replay=24 if label_task else 16,
             budget=2,
             watch=40,
             objective=exact_match if label_task else chars_if_right,
@@ -315,7 +315,6 @@ def harness_metrics(variant: str, agent: Agent, trace: AgentTrace) -> dict[str, 
 
 
 def code_completion(args: argparse.Namespace) -> Result:
-    model, embedder = _models()
     source = getattr(args, "source", None)
     packages = tuple((getattr(args, "packages", None) or "json,email,http,logging").split(","))
     requests = args.steps or 1000
@@ -329,6 +328,7 @@ def code_completion(args: argparse.Namespace) -> Result:
         )
 
     make_env()  # a missing source fails before any model is loaded
+    model, embedder = _models()
     task = CodeCompletionTask()
 
     def make_agent(variant: str, log: ExperienceLog) -> Agent:
@@ -391,9 +391,9 @@ def code_completion(args: argparse.Namespace) -> Result:
 def intent_stream(args: argparse.Namespace) -> Result:
     from lifelong.data import data_path
 
-    model, embedder = _models()
     folder = data_path("banking77", args.data)
-    stream = IntentStream.banking77(folder)
+    stream = IntentStream.banking77(folder)  # missing or malformed data fails before a model loads
+    model, embedder = _models()
     dataset = folder.name
     items = args.steps or 1000
     variants, ablations = _variants(args, ("learner", "control"), ("legacy", "examples"))

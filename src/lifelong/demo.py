@@ -5,7 +5,8 @@ Python by default, or any directory given with ``--source``) top to bottom. At s
 agent — Gemma 3 270M in-process via llama.cpp, weights frozen — suggests the rest of the line or stays
 silent; the developer accepts an exact match and otherwise types the true line, which the agent sees
 as a correction. The *learning* agent keeps an example bank, lessons and a memory of definitions
-(token space) and a suggestion gate that learns when to stay silent; its *frozen control* is the same
+(token space), asks the model both with and without what it learned, and a suggestion gate learns
+which of the candidates to suggest and when to stay silent — without giving up accepted work; its *frozen control* is the same
 agent with learning switched off, answering the same requests in lockstep. Every interaction and its
 feedback goes to the experience log before anything learns.
 
@@ -48,7 +49,8 @@ def make_agent(model: Model, embedder: Embedder, log: ExperienceLog) -> Agent:
         examples=ExampleBank(embedder, per_user=True),
         lessons=Lessons(embedder, per_user=True),
         memory=Memory(embedder, extract=code_facts, per_user=True),
-        gate=SuggestionGate(),
+        gate=SuggestionGate(),  # objective "keep": reward without losing accepted work
+        plain=True,  # the frozen model's own suggestion stays a candidate: nothing it would give is lost
         token_budget=768,
     )
 

@@ -348,6 +348,9 @@ class Agent:
             return Decision(proposed, proposed, context, completion, calls)
         plain: tuple[JSON, Sequence[float]] | None = None
         if self.plain and self.model is not None and choices is None:
+            if not (context.examples or context.lessons or context.memory):  # the prompt was already bare
+                plain = (proposed, generated_logprobs(completion))
+        if plain is None and self.plain and self.model is not None and choices is None:
             bare = Context(config=context.config)  # the same request without anything learned
             alone = self.model.complete(
                 self.task.prompt(observation, bare), max_tokens=self.task.max_tokens, stop=self.task.stop
