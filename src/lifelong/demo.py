@@ -6,9 +6,9 @@ agent — Gemma 3 270M in-process via llama.cpp, weights frozen — suggests the
 silent; the developer accepts an exact match and otherwise types the true line, which the agent sees
 as a correction. The *learning* agent keeps an example bank, lessons and a memory of definitions
 (token space), asks the model both with and without what it learned, and a suggestion gate learns
-which of the candidates to suggest and when to stay silent — without giving up accepted work; its *frozen control* is the same
-agent with learning switched off, answering the same requests in lockstep. Every interaction and its
-feedback goes to the experience log before anything learns.
+which candidate to suggest and when to stay silent — without giving up accepted work; its *frozen
+control* is the same agent with learning switched off, answering the same requests in lockstep.
+Every interaction and its feedback goes to the experience log before anything learns.
 
 The terminal shows both accept rates live; at the end the demo writes the curves (PNG + JSON), commits
 and promotes the learned state in a version store next to the log, checks that replaying the log

@@ -350,13 +350,9 @@ class Agent:
         if self.plain and self.model is not None and choices is None:
             if not (context.examples or context.lessons or context.memory):  # the prompt was already bare
                 plain = (proposed, generated_logprobs(completion))
-        if plain is None and self.plain and self.model is not None and choices is None:
-            bare = Context(config=context.config)  # the same request without anything learned
-            alone = self.model.complete(
-                self.task.prompt(observation, bare), max_tokens=self.task.max_tokens, stop=self.task.stop
-            )
-            plain = (self.task.parse(alone.text, observation), generated_logprobs(alone))
-            calls += 1
+            else:
+                plain = self._plain(observation)
+                calls += 1
         action = self._amend(proposed, context)
         experts: dict[str, JSON] | None = None
         if self.combiner is not None:
@@ -391,6 +387,16 @@ class Agent:
             # replaced (or silenced, or served over the policy's silence) has none to learn from.
             sample = None
         return Decision(action, proposed, context, completion, calls, gate, experts, sample, plain)
+
+    def _plain(self, observation: JSON) -> tuple[JSON, Sequence[float]]:
+        """The model's answer to the same request with nothing learned — the default layout, no
+        recalls: exactly what the frozen control is asked."""
+        assert self.model is not None
+        bare = Context()
+        alone = self.model.complete(
+            self.task.prompt(observation, bare), max_tokens=self.task.max_tokens, stop=self.task.stop
+        )
+        return self.task.parse(alone.text, observation), generated_logprobs(alone)
 
     def model_answer(self, interaction: Interaction, config: HarnessConfig) -> JSON:
         """The model's own answer to a logged request under ``config``, recalling only what had been
