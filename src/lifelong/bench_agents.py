@@ -350,10 +350,13 @@ def code_completion(args: argparse.Namespace) -> Result:
             return {}
         steps = logged_steps(log)
         experts = {"llm": MODEL_ANSWER, "plain": PLAIN_ANSWER}  # with / without the learned context
-        return {
+        out = {
             name: trace_of_answers(steps, _metadata(key), trace, suggestions=True)
             for name, key in experts.items()
         }
+        if "control" not in variants:  # the frozen control is asked exactly the plain prompt
+            out["control"] = out["plain"]
+        return out
 
     seeds = list(range(args.seeds))
     result, _ = run_variants(
@@ -374,6 +377,9 @@ def code_completion(args: argparse.Namespace) -> Result:
         "requests": requests,
         "rate": 0.25,
         "objective": objective,
+        "control": "run"
+        if "control" in variants
+        else "read from the learner's plain answers (the same prompt)",
     }
     _headline(
         result,

@@ -547,6 +547,11 @@ def gate_candidates(
                     ),
                     "in_context": float(normalise(str(answer)) in seen),
                     "amended_by_lesson": float(amended),
+                    **(
+                        {"agrees_with_plain": 1.0}
+                        if plain is not None and plain[0] is not None and same_answer(answer, plain[0])
+                        else {}
+                    ),
                     "length": min(len(str(answer)), 80) / 40.0,
                     **extra,
                 },

@@ -26,6 +26,11 @@ saying less, which is no win for a user who then types more:
   ``min_right`` are known; while none is, it suggests everything for the first ``warmup`` candidates,
   as the frozen control does, then falls back to the reward threshold).
 
+When the frozen model's own answer is among the candidates (``plain``, see
+:class:`~lifelong.agents.Agent`), which candidate to serve is chosen conservatively: the plain answer,
+unless another source has beaten it where the two disagreed, by a margin its lower confidence bound
+clears — so learning never serves worse answers than the control; it only adds good ones and silence.
+
 Every candidate and its features are logged with the interaction (``metadata["gate"]``), and the right
 answer arrives as a correction even when the agent stayed silent, so the gate learns from every
 candidate of every request (full information: no exploration needed) and replays exactly from the log.
@@ -57,6 +62,18 @@ def normalise(text: str) -> str:
     return " ".join(text.split())
 
 
+#: The source of a candidate is named by its indicator feature; ``plain`` is the frozen model's answer.
+PLAIN = "plain"
+SOURCES = (PLAIN, "model", "example")
+
+
+def source_of(features: Mapping[str, Any]) -> str:
+    """Which expert a gate candidate came from (its indicator feature)."""
+    if "agrees_with_plain" in features:  # the model said with its context what it says without
+        return PLAIN
+    return next((s for s in SOURCES if s in features), "other")
+
+
 def same_answer(a: JSON, b: JSON) -> bool:
     """Equal up to whitespace (strings) or exactly (other JSON values)."""
     if isinstance(a, str) and isinstance(b, str):
@@ -77,6 +94,8 @@ class SuggestionGate(Learner):
         window: int = 200,
         min_right: int = 20,
         warmup: int = 50,
+        z: float = 1.0,
+        min_duels: int = 10,
         lr: float = 0.5,
         l2: float = 1e-4,
     ) -> None:
@@ -102,6 +121,9 @@ class SuggestionGate(Learner):
         self.window = window
         self.min_right = min_right
         self.warmup = warmup
+        self.z = z
+        self.min_duels = min_duels
+        self.duels: dict[str, tuple[int, float, float]] = {}  # source -> (n, sum d, sum d^2)
         self.lr = lr
         self.l2 = l2
         self.weights: dict[str, float] = {}
@@ -123,9 +145,21 @@ class SuggestionGate(Learner):
         return p - self.cut  # reward and keep: suggest above the (current) threshold
 
     def choose(self, candidates: list[tuple[JSON, dict[str, float]]]) -> tuple[JSON, float]:
-        """The candidate to suggest and its probability; (None, p) when staying silent pays more."""
+        """The candidate to suggest and its probability; (None, p) when staying silent pays more.
+
+        With a ``plain`` candidate (the frozen model's own answer) the choice is conservative: that
+        answer is served unless another source has been shown, with confidence, to beat it where the
+        two disagree (:meth:`trusted_source`); the objective then decides between it and silence.
+        """
         if not candidates:
             return None, 0.0
+        sources = [source_of(features) for _, features in candidates]
+        if PLAIN in sources:
+            trusted = self.trusted_source()
+            n = sources.index(trusted) if trusted in sources else sources.index(PLAIN)
+            answer, features = candidates[n]
+            p = self.probability(features)
+            return (answer if self.value(answer, p) > 0 else None), p
         scored = []
         for n, (answer, features) in enumerate(candidates):
             p = self.probability(features)
@@ -142,6 +176,38 @@ class SuggestionGate(Learner):
             return float(len(str(truth).strip())) if right else -self.reject_chars
         return 0.75 if right else -0.25
 
+    def trusted_source(self) -> str:
+        """The source to serve over the plain answer: the one whose advantage where they disagree
+        (right minus plain right, per disagreement) has the largest lower confidence bound
+        ``mean - z sd / sqrt(n)`` above 0 — a conservative improvement on the frozen model, in the spirit
+        of conservative bandits (Wu et al., NeurIPS 2016); the plain answer otherwise."""
+        best, best_bound = PLAIN, 0.0
+        for source, (n, total, squares) in self.duels.items():
+            if n < self.min_duels:
+                continue
+            mean = total / n
+            sd = math.sqrt(max(squares / n - mean * mean, 0.0))
+            bound = mean - self.z * sd / math.sqrt(n)
+            if bound > best_bound:
+                best, best_bound = source, bound
+        return best
+
+    def _duel(self, gate: list[Any], truth: JSON) -> None:
+        """Record, for each other source, whether it beat the plain answer where they disagreed."""
+        rows = [
+            (source_of(c["features"]), c.get("action")) for c in gate if isinstance(c.get("features"), dict)
+        ]
+        plain = [a for s, a in rows if s == PLAIN]
+        if not plain:
+            return
+        plain_right = float(same_answer(plain[0], truth))
+        for source, action in rows:
+            if source == PLAIN:
+                continue
+            d = float(same_answer(action, truth)) - plain_right
+            n, total, squares = self.duels.get(source, (0, 0.0, 0.0))
+            self.duels[source] = (n + 1, total + d, squares + d * d)
+
     def _learn(self, step: Step) -> bool:
         gate = step.interaction.metadata.get(GATE)
         if not isinstance(gate, list) or not gate:
@@ -149,6 +215,8 @@ class SuggestionGate(Learner):
         has_truth = step.corrected
         truth = step.correction
         accepted = step.accepted
+        if has_truth:
+            self._duel(gate, truth)
         changed = False
         for candidate in gate:
             action, features = candidate.get("action"), candidate.get("features")
@@ -193,6 +261,7 @@ class SuggestionGate(Learner):
             "seen": self.seen,
             "right": list(self._right),
             "cut": self.cut,
+            "duels": {k: list(v) for k, v in self.duels.items()},
         }
 
     def _set_state(self, state: dict[str, Any]) -> None:
@@ -203,6 +272,9 @@ class SuggestionGate(Learner):
             ({str(k): float(v) for k, v in f.items()} for f in state.get("right", [])), maxlen=self.window
         )
         self.cut = float(state.get("cut", self.threshold))
+        self.duels = {
+            str(k): (int(v[0]), float(v[1]), float(v[2])) for k, v in state.get("duels", {}).items()
+        }
 
     def config(self) -> dict[str, JSON]:
         return {
