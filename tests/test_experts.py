@@ -278,3 +278,35 @@ def test_the_plain_model_answer_is_offered_to_the_gate_and_logged() -> None:
     assert model.calls == 3 and second.model_calls == 2
     assert logged.metadata[PLAIN_ANSWER] == "plain_line()"
     assert {c["action"] for c in logged.metadata[GATE]} >= {"context_line()", "plain_line()"}
+
+
+def duel_step(model_right: bool, plain_right: bool) -> Step:
+    rows = [
+        {"action": "m()", "features": {"model": 1.0, "p_mean": 0.5}},
+        {"action": "p()", "features": {"plain": 1.0, "p_mean": 0.5}},
+    ]
+    truth = "m()" if model_right else "p()" if plain_right else "other()"
+    i = Interaction(Scope(), "q", action="p()", metadata={GATE: rows})
+    return Step(i, (Feedback.correction(i.id, truth),))
+
+
+def test_the_plain_answer_is_served_until_another_source_beats_it_with_confidence() -> None:
+    candidates = [("m()", {"model": 1.0, "p_mean": 0.5}), ("p()", {"plain": 1.0, "p_mean": 0.5})]
+    gate = SuggestionGate()
+    assert gate.choose(candidates)[0] == "p()"  # the frozen model's answer first
+    rng = np.random.default_rng(0)
+    for _ in range(15):  # a lucky start for the other source is not enough evidence
+        gate.learn(duel_step(model_right=True, plain_right=False))
+    assert gate.trusted_source() == "plain"
+    for _ in range(40):
+        r = rng.random()
+        gate.learn(duel_step(model_right=r < 0.5, plain_right=0.5 <= r < 0.6))
+    assert gate.trusted_source() == "model" and gate.choose(candidates)[0] == "m()"
+    worse = SuggestionGate()
+    for _ in range(100):
+        r = rng.random()
+        worse.learn(duel_step(model_right=r < 0.2, plain_right=0.2 <= r < 0.5))
+    assert worse.trusted_source() == "plain" and worse.choose(candidates)[0] == "p()"
+    copy = SuggestionGate()
+    copy.load_state_dict(gate.state_dict())
+    assert copy.trusted_source() == "model"

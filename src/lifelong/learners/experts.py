@@ -39,6 +39,7 @@ The proposals and every candidate's features are logged with the interaction
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -297,7 +298,21 @@ class Hedge(Learner):
 # ---------------------------------------------------------------------------------------- experts
 
 
-class Prototypes(Predictor):
+class ScoringExpert(Predictor):
+    """An expert whose proposal is the top of its score table (class probabilities per tenant)."""
+
+    @abstractmethod
+    def scores(self, observation: JSON, scope: Scope | None = None) -> dict[str, float]: ...
+
+    def propose(self, observation: JSON, scope: Scope, k: int = 3) -> Proposal:
+        return top(self.scores(observation, scope), k)
+
+    def predict(self, observation: JSON, scope: Scope | None = None) -> JSON:
+        best = self.propose(observation, scope or Scope(), 1)
+        return best[0][0] if best else None
+
+
+class Prototypes(ScoringExpert):
     """Nearest class mean of the embeddings, per tenant; see the module docstring.
 
     ``score(a) = softmax_a(cos(x, mean_a) / temperature)`` over the classes of the request's tenant; a
@@ -325,13 +340,6 @@ class Prototypes(Predictor):
         means = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
         p = _softmax(means @ x / self.temperature)
         return dict(zip(self._labels[tenant], p.tolist(), strict=True))
-
-    def propose(self, observation: JSON, scope: Scope, k: int = 3) -> Proposal:
-        return top(self.scores(observation, scope), k)
-
-    def predict(self, observation: JSON, scope: Scope | None = None) -> JSON:
-        best = self.propose(observation, scope or Scope(), 1)
-        return best[0][0] if best else None
 
     def _learn(self, step: Step) -> bool:
         label = right_answer(step)
@@ -362,7 +370,7 @@ class Prototypes(Predictor):
         return {"embedder": getattr(self.embedder, "name", "?"), "temperature": self.temperature}
 
 
-class EmbeddingSoftmax(Predictor):
+class EmbeddingSoftmax(ScoringExpert):
     """Online multinomial logistic regression on the embeddings, with experience replay, per tenant.
 
     Each step takes one AdaGrad step (Duchi et al. 2011) on the new example and on ``replay`` examples
@@ -403,13 +411,6 @@ class EmbeddingSoftmax(Predictor):
         x = self._x(observation)
         p = _softmax(x @ state["w"] + state["b"])
         return dict(zip(state["labels"], p.tolist(), strict=True))
-
-    def propose(self, observation: JSON, scope: Scope, k: int = 3) -> Proposal:
-        return top(self.scores(observation, scope), k)
-
-    def predict(self, observation: JSON, scope: Scope | None = None) -> JSON:
-        best = self.propose(observation, scope or Scope(), 1)
-        return best[0][0] if best else None
 
     def _x(self, observation: JSON) -> np.ndarray:
         x = embed_one(self.embedder, query_text(observation)).astype(np.float64)
