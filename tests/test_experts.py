@@ -310,3 +310,31 @@ def test_the_plain_answer_is_served_until_another_source_beats_it_with_confidenc
     copy = SuggestionGate()
     copy.load_state_dict(gate.state_dict())
     assert copy.trusted_source() == "model"
+
+
+def test_an_experts_trace_is_read_from_the_log_exactly() -> None:
+    from lifelong.eval.agents import logged_steps, trace_of_answers
+
+    texts = [f"w{n % 5} v{n % 3} z{n}" for n in range(60)]
+    labels = [f"l{n % 5}" for n in range(60)]
+    log = ExperienceLog(":memory:")
+    agent = Agent(
+        None,
+        LabelTask(sorted(set(labels))),
+        log,
+        examples=ExampleBank(EMBED),
+        experts=[Prototypes(EMBED)],
+        combiner=ExpertMixture(),
+    )
+    live = run_agent(agent, IntentStream(texts, labels, scope=Scope("t")), seed=0)
+    steps = logged_steps(log)
+
+    def served(step: Step) -> object:
+        return step.interaction.action
+
+    again = trace_of_answers(steps, served, live, suggestions=False)
+    assert again.right == live.right and again.pattern == live.pattern  # the log tells the same story
+    alone = trace_of_answers(
+        steps, lambda s: (logged_proposals(s).get("Prototypes") or [(None, 0)])[0][0], live, suggestions=False
+    )
+    assert len(alone) == len(live) and alone.summary()["right_rate"] > 0.5

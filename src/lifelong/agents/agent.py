@@ -315,7 +315,9 @@ class Agent:
     ) -> Decision:
         """Recall, consult the experts, call the model, and choose — changing and logging nothing.
 
-        ``answer_only`` stops after the model's own answer (what a harness replay scores).
+        ``answer_only`` stops after the model's own answer (what a harness replay scores); it consults
+        no other expert, since they have learned the replayed request's answer (so a narrowed label
+        task is narrowed to the recalled examples' labels only).
         """
         context = self.recall(observation, scope, now=now, config=config, before=before)
         proposals: dict[str, Proposal] = {}
@@ -348,7 +350,8 @@ class Agent:
             return Decision(proposed, proposed, context, completion, calls)
         plain: tuple[JSON, Sequence[float]] | None = None
         if self.plain and self.model is not None and choices is None:
-            if not (context.examples or context.lessons or context.memory):  # the prompt was already bare
+            bare = not (context.examples or context.lessons or context.memory)
+            if bare and context.config.context_lines is None:  # the prompt was the control's already
                 plain = (proposed, generated_logprobs(completion))
             else:
                 plain = self._plain(observation)
