@@ -172,13 +172,15 @@ SUITES: dict[str, Suite] = {
         intent_adaptation,
     ),
     "intent-stream": Suite(
-        "BANKING77 labelled by Gemma 3 270M with learned context (examples, lessons, memory) vs frozen "
-        "vs embedding kNN, ablations, repeat-error rate, recall latency at 10K/100K items (--steps: items)",
+        "intents (BANKING77, or --data DIR in its layout): Gemma 3 270M with learned context and five "
+        "more experts combined online (ExpertMixture), a harness search, vs frozen vs every expert alone "
+        "vs Hedge; repeat errors by intent and on near-duplicates; recall latency (--steps: items)",
         lambda args: _bench_agents().intent_stream(args),
     ),
     "code-completion": Suite(
-        "a developer writes stdlib packages; Gemma 3 270M completes lines with learned context and a "
-        "suggestion gate vs frozen vs kNN, ablations (--steps: requests)",
+        "a developer writes stdlib packages (or --source DIR); Gemma 3 270M completes lines with and "
+        "without learned context, a gate with an explicit --objective, a harness search, vs frozen vs "
+        "kNN vs each model expert alone (--steps: requests)",
         lambda args: _bench_agents().code_completion(args),
     ),
     "weights": Suite(
