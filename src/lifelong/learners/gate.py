@@ -94,7 +94,7 @@ class SuggestionGate(Learner):
         window: int = 200,
         min_right: int = 20,
         warmup: int = 50,
-        z: float = 2.0,
+        z: float = 1.0,
         min_duels: int = 20,
         lr: float = 0.5,
         l2: float = 1e-4,
