@@ -175,3 +175,17 @@ def test_the_search_state_round_trips_mid_round() -> None:
     )
     copy.load_state_dict(search.state_dict())
     assert copy.state_dict() == search.state_dict()
+
+
+def test_forgetting_a_user_drops_their_requests_from_the_search() -> None:
+    texts, labels = topic_stream(40)
+    search = HarnessSearch(
+        HarnessConfig(examples=6), candidates=[HarnessConfig(examples=1)], every=20, replay=10, budget=1
+    )
+    agent = agent_with(search, DemoReader(), labels)
+    run_agent(agent, IntentStream(texts, labels, limit=25, scope=Scope("t", user="ada")), seed=0)
+    assert search.phase == "search" and search._pool
+    report = agent.forget_user("ada", tenant="t")
+    assert "harness" in report.rows_dropped
+    assert not search._pool and not search._replayed and search.phase == "idle"
+    assert "ada" not in str(search.state_dict()["state"]["pool"]) and search.rounds[-1]["aborted"]

@@ -230,12 +230,13 @@ class Agent:
 
     def forget_user(self, user: str, tenant: str = "default") -> ErasureReport:
         """Delete ``user``'s interactions and feedback from the log and every memory, example and lesson
-        any of them contributed to (found through each item's sources). The gate's dozen shared weights
-        keep the user's updates until it is rebuilt from the remaining log (see the report)."""
+        any of them contributed to (found through each item's sources), and the logged requests the
+        harness search keeps for replay. The gate's, the mixture's and the experts' shared weights keep
+        the user's updates until they are rebuilt from the remaining log (``lifelong.erasure``)."""
         from lifelong.erasure import forget_user
 
         self._pending = OrderedDict((k, v) for k, v in self._pending.items() if v.scope.user != user)
-        return forget_user(user, log=self.log, learners=dict(self.learners), tenant=tenant)
+        return forget_user(user, log=self.log, learners=dict(self.all_learners), tenant=tenant)
 
     # ------------------------------------------------------------------ acting
 

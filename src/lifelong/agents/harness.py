@@ -318,6 +318,21 @@ class HarnessSearch(Learner):
 
         self.store.promote(self.name, version.version, gate=beats_incumbent)
 
+    def forget_user(self, user: str) -> bool:
+        """Drop every kept request of ``user`` (the pool, a round's replays, the watch queue)."""
+
+        def keep(requests: Sequence[_Request]) -> list[_Request]:
+            return [r for r in requests if r.scope[1] != user]
+
+        before = len(self._pool) + len(self._replayed) + len(self._watched)
+        self._pool = deque(keep(self._pool), maxlen=self.replay)
+        if self.phase == "search" and len(keep(self._replayed)) != len(self._replayed):
+            self._queue, self._replayed, self._scores = [], [], []
+            self.rounds[-1]["aborted"] = "a replayed user was forgotten"
+            self._finish()
+        self._watched = keep(self._watched)
+        return before != len(self._pool) + len(self._replayed) + len(self._watched)
+
     # ------------------------------------------------------------------ state
 
     def _get_state(self) -> dict[str, Any]:
