@@ -315,3 +315,14 @@ def test_weighted_vote_sums_similarity_per_answer() -> None:
         bank.learn(Step(i, (Feedback.correction(i.id, label),)))
     winner, share = weighted_vote(bank.recall("card not arrived yet", Scope()))
     assert winner == "card_arrival" and 0.5 < share <= 1.0
+
+
+def test_a_source_tree_inside_a_virtual_environment_is_read(tmp_path: Path) -> None:
+    from lifelong.envs.code_completion import source_files
+
+    package = tmp_path / ".venv" / "lib" / "pkg"
+    package.mkdir(parents=True)
+    (package / "a.py").write_text("x = 1\n")
+    (package / ".venv").mkdir()
+    (package / ".venv" / "b.py").write_text("y = 2\n")
+    assert source_files(package) == [package / "a.py"]

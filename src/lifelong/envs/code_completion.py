@@ -65,7 +65,8 @@ def source_files(path: str | Path) -> list[Path]:
         return [root]
     if not root.is_dir():
         raise NotFound(f"no source directory at {root}: give a directory or git checkout with .py files")
-    files = sorted(p for p in root.rglob("*.py") if ".git" not in p.parts and ".venv" not in p.parts)
+    skip = {".git", ".venv"}  # inside the tree: a package that itself lives in a venv is still read
+    files = sorted(p for p in root.rglob("*.py") if not skip & set(p.relative_to(root).parts))
     if not files:
         raise NotFound(f"no .py files under {root}")
     return files
