@@ -19,13 +19,12 @@ import numpy as np
 
 from lifelong.agents.agent import Agent
 from lifelong.envs.base import Env
+from lifelong.envs.code_completion import ACCEPT_REWARD, REJECT_REWARD
 from lifelong.errors import InvalidInput
 from lifelong.experience.log import ExperienceLog
 from lifelong.experience.records import JSON, Scope, Step
 from lifelong.learners.context import query_text
 from lifelong.learners.gate import same_answer
-
-ACCEPT_REWARD, REJECT_REWARD = 0.75, -0.25
 
 
 @dataclass
