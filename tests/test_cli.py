@@ -75,7 +75,9 @@ def test_log_stats_export_import_forget(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["log", "forget", url, "--user", "ada"]) == 2  # needs --yes
     assert "--yes" in capsys.readouterr().err
     assert main(["log", "forget", url, "--user", "ada", "--yes"]) == 0
-    assert "deleted 3 interactions and 3 feedback" in capsys.readouterr().out
+    report = json.loads(capsys.readouterr().out)
+    assert (report["interactions_deleted"], report["feedback_deleted"]) == (3, 3)
+    assert report["scan"]["hits"] == []
     assert main(["log", "stats", url, "--user", "ada"]) == 0
     assert json.loads(capsys.readouterr().out)["interactions"] == 0
 
@@ -184,7 +186,10 @@ def test_state_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
         i = Interaction(Scope(user=user), text)
         model.learn(Step(i, (Feedback.correction(i.id, label),)))
         store.commit(model, message=f"after {user}")
-    assert main(["state", "promote", url, "OnlineSoftmax", "2"]) == 0
+    assert main(["state", "promote", url, "OnlineSoftmax", "2"]) == 2  # the CLI runs no gate
+    assert "--override" in capsys.readouterr().err
+    assert main(["state", "promote", url, "OnlineSoftmax", "1", "--override", "baseline"]) == 0
+    assert main(["state", "promote", url, "OnlineSoftmax", "2", "--override", "checked by hand"]) == 0
     assert main(["state", "list", url, "OnlineSoftmax"]) == 0
     listing = capsys.readouterr().out.splitlines()
     assert listing[-2].startswith("  v1") and listing[-1].startswith("* v2") and "after bob" in listing[-1]

@@ -40,7 +40,7 @@ def river_learner() -> Learner:
 
     from lifelong.interop.river import RiverLearner
 
-    return RiverLearner(feature_extraction.BagOfWords() | naive_bayes.MultinomialNB())
+    return RiverLearner(feature_extraction.BagOfWords() | naive_bayes.MultinomialNB(), allow_pickle=True)
 
 
 FACTORIES: dict[str, Callable[[], Learner]] = {

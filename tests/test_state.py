@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lifelong.errors import InvalidInput, NotFound
+from lifelong.errors import Conflict, InvalidInput, NotFound
 from lifelong.experience import Feedback, Interaction, Scope, Step
 from lifelong.learners import OnlineSoftmax
 from lifelong.state import GateResult, VersionStore, decode, digest, encode
@@ -110,7 +110,9 @@ def test_promote_gate_and_rollback(store: VersionStore) -> None:
     assert not refused.promoted and refused.gate is not None and refused.gate.metrics == {"classes": 3}
     assert store.promoted(name).version == 2  # type: ignore[union-attr]  # gated-out never served
 
-    assert store.promote(name, 3).promoted
+    with pytest.raises(Conflict, match="failed its gate"):
+        store.promote(name, 3)  # a gated-out version is not served without an explicit override
+    assert store.promote(name, 3, override="serve the 3-class model for the demo").promoted
     assert store.rollback(name).version == 2  # the version promoted before
     assert store.rollback(name, to=1).version == 1
     with pytest.raises(InvalidInput):
@@ -118,15 +120,17 @@ def test_promote_gate_and_rollback(store: VersionStore) -> None:
     served = OnlineSoftmax()
     store.restore(served)  # promoted
     assert served.classes == ["card_lost"]
-    actions = [e["action"] for e in store.history(name)]
+    history = store.history(name)
+    actions = [e["action"] for e in history]
     assert actions == ["commit"] * 3 + [
         "promote",
         "promote",
         "gate_failed",
-        "promote",
+        "override",
         "rollback",
         "rollback",
     ]
+    assert history[6]["override"] == "serve the 3-class model for the demo"
 
 
 def test_provenance_by_interaction_and_user(store: VersionStore) -> None:

@@ -7,11 +7,16 @@ no traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
+import os
+import sqlite3
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from lifelong.errors import InvalidInput, LifelongError, NotFound
 from lifelong.experience import ExperienceLog, Scope
@@ -19,11 +24,125 @@ from lifelong.state import VersionStore
 
 
 def _scope(args: argparse.Namespace, *, required: bool = False) -> Scope | None:
-    if args.tenant is None and args.user is None and args.session is None:
+    session = getattr(args, "session", None)  # not every command has --session
+    if args.tenant is None and args.user is None and session is None:
         if required:
             raise InvalidInput("say whose events: --user U (and/or --tenant T, --session S)", field="scope")
         return None
-    return Scope(args.tenant or "default", args.user, args.session)
+    try:
+        return Scope(args.tenant or "default", args.user, session)
+    except InvalidInput as exc:  # name the option, not the record field
+        option = "--" + (exc.field or "scope.user").removeprefix("scope.")
+        raise InvalidInput(exc.reason, field=option) from None
+
+
+# -- argument types: argparse turns their ArgumentTypeError into "argument --flag: ..." and exit 2 ------
+def _int_at_least(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+
+    parse.__name__ = f"int >= {low}"  # what argparse calls the type in its messages
+    return parse
+
+
+def _fraction(text: str) -> float:
+    """A share in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1], got {text!r}") from None
+    if not 0 < value <= 1:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
+
+
+def _unix_time(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a unix time in seconds, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite unix time >= 0 in seconds, got {text}")
+    return value
+
+
+def _nonempty(text: str) -> str:
+    """A path or URL option: an empty one would silently mean "the current folder" or "the default"."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
+def _names(text: str) -> str:
+    """A comma-separated list of names, none of them empty (``a,,b`` or ``""`` is a typo)."""
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"must be comma-separated names, none empty, got {text!r}")
+    return ",".join(names)
+
+
+def _out_dir(text: str) -> str:
+    """An output folder: it may not exist yet (it is created), but it may not be a file."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must name a folder, got ''")
+    if Path(text).exists() and not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file, not a folder")
+    return text
+
+
+# -- files --------------------------------------------------------------------------------------------
+def _sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL or plain path names (as lifelong.storage reads it); None for other URLs."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        path = parts.path[1:] if parts.path.startswith("/") else parts.path
+        return Path(path) if path else None
+    if parts.scheme and len(parts.scheme) > 1:  # postgresql://, or an unknown scheme storage refuses
+        return None
+    return Path(url.partition("?")[0]) if url.strip() else None
+
+
+def _require_file(url: str, what: str) -> None:
+    """Reading must not create: a mistyped path would otherwise become a new, empty database."""
+    path = _sqlite_file(url)
+    if path is not None and not path.exists():
+        raise NotFound(f"no such {what} file {path}: it does not exist (reading does not create one)")
+
+
+def _has_table(path: Path, table: str) -> bool:
+    """Whether a SQLite file has ``table`` (True when SQLite cannot tell: the store's open reports why).
+
+    Opened ``mode=rw``, never creating; not ``ro``: a read-only connection to a WAL database leaves its
+    -wal and -shm files behind.
+    """
+    try:
+        conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=rw", uri=True)
+        try:
+            row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,))
+            return row.fetchone() is not None
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return True
+
+
+def _check_export_target(out: Path, url: str) -> None:
+    """Refuse, before anything is read or written, an --out the export could not or must not write."""
+    if out.is_dir():
+        raise InvalidInput(f"{out} is a directory; give the JSONL file to write", field="--out")
+    if not out.parent.is_dir():
+        raise InvalidInput(f"directory {out.parent} does not exist; create it first", field="--out")
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        raise InvalidInput(f"directory {out.parent} is not writable", field="--out")
+    log_file = _sqlite_file(url)
+    if log_file is not None and log_file.exists() and out.exists() and out.samefile(log_file):
+        raise InvalidInput(f"{out} is the log itself; exporting would overwrite it", field="--out")
 
 
 def _add_scope_options(parser: argparse.ArgumentParser) -> None:
@@ -33,21 +152,45 @@ def _add_scope_options(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_log_stats(args: argparse.Namespace) -> int:
-    with ExperienceLog(args.url) as log:
-        print(json.dumps(log.stats(_scope(args)).to_dict(), indent=2))
+    scope = _scope(args)
+    _require_file(args.url, "log")
+    with ExperienceLog(args.url, create=False) as log:
+        print(json.dumps(log.stats(scope).to_dict(), indent=2))
     return 0
 
 
 def cmd_log_export(args: argparse.Namespace) -> int:
-    with ExperienceLog(args.url) as log:
-        n = log.export_jsonl(args.out, _scope(args), args.since, args.until)
+    scope = _scope(args)
+    if args.since is not None and args.until is not None and not args.since < args.until:
+        raise InvalidInput(
+            f"must be before --until (the range is [since, until)), got {args.since:g} >= {args.until:g}",
+            field="--since",
+        )
+    _check_export_target(args.out, args.url)
+    _require_file(args.url, "log")
+    with ExperienceLog(args.url, create=False) as log:
+        n = log.export_jsonl(args.out, scope, args.since, args.until)
     print(f"exported {n} interactions to {args.out}")
     return 0
 
 
 def cmd_log_import(args: argparse.Namespace) -> int:
-    with ExperienceLog(args.url) as log:
-        report = log.import_jsonl(args.file)
+    if not args.file.is_file():
+        raise NotFound(f"no file {args.file}" + (" (it is a directory)" if args.file.is_dir() else ""))
+    target = _sqlite_file(args.url)
+    new_log = target is not None and not target.exists()
+    try:
+        with ExperienceLog(args.url) as log:
+            report = log.import_jsonl(args.file)
+    except LifelongError:
+        if new_log and target is not None:  # a failed import into a new log leaves no log behind
+            for leftover in (
+                target,
+                target.with_name(target.name + "-wal"),
+                target.with_name(target.name + "-shm"),
+            ):
+                leftover.unlink(missing_ok=True)
+        raise
     print(
         f"imported {report.interactions} interactions and {report.feedback} feedback "
         f"({report.duplicates} already present)"
@@ -55,21 +198,56 @@ def cmd_log_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_log_forget(args: argparse.Namespace) -> int:
+def cmd_forget(args: argparse.Namespace) -> int:
+    """Erase a user (or a tenant) from the log and, with --state, from every snapshot and the provenance;
+    print the erasure report with its scan."""
+    from lifelong.erasure import forget
+
     scope = _scope(args, required=True)
     assert scope is not None
+    if scope.session is not None:
+        raise InvalidInput("erasure works on a user or a whole tenant, not one session", field="--session")
     if not args.yes:
         raise InvalidInput("forget deletes for good; add --yes to confirm", field="--yes")
-    with ExperienceLog(args.url) as log:
-        report = log.forget(scope)
-    print(f"deleted {report.interactions} interactions and {report.feedback} feedback of {scope}")
+    _require_file(args.url, "log")
+    if args.state is not None:
+        _require_file(args.state, "version store")
+    with ExperienceLog(args.url, create=False) as log:
+        store = None
+        if args.state is not None:
+            store = VersionStore(args.state, snapshots_dir=args.snapshots)
+        try:
+            report = forget(scope, log=log, store=store, verify=not args.no_scan)
+        finally:
+            if store is not None:
+                store.close()
+    print(json.dumps(report.to_dict(), indent=2))
+    if args.state is None:
+        print(
+            "note: no --state given; snapshots and provenance in a version store were not touched",
+            file=sys.stderr,
+        )
     return 0
 
 
+@contextlib.contextmanager
+def _store(url: str) -> Iterator[VersionStore]:
+    """An existing version store (no state command has anything to do in a new, empty one), closed after."""
+    _require_file(url, "version store")
+    path = _sqlite_file(url)
+    if path is not None and not _has_table(path, "state_versions"):
+        raise NotFound(f"{path} holds no version store (state commands do not create one)")
+    store = VersionStore(url)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
 def cmd_state_list(args: argparse.Namespace) -> int:
-    store = VersionStore(args.url)
-    promoted = store.promoted(args.learner)
-    versions = store.versions(args.learner)
+    with _store(args.url) as store:
+        promoted = store.promoted(args.learner)
+        versions = store.versions(args.learner)
     if not versions:
         raise NotFound(f"no versions of learner {args.learner!r} in {args.url}")
     for v in versions:
@@ -80,30 +258,42 @@ def cmd_state_list(args: argparse.Namespace) -> int:
 
 
 def cmd_state_diff(args: argparse.Namespace) -> int:
-    print(VersionStore(args.url).diff(args.learner, args.a, args.b))
+    with _store(args.url) as store:
+        print(store.diff(args.learner, args.a, args.b))
     return 0
 
 
 def cmd_state_promote(args: argparse.Namespace) -> int:
-    promotion = VersionStore(args.url).promote(args.learner, args.version)
-    print(f"promoted {args.learner} v{promotion.version} (was v{promotion.previous})")
+    with _store(args.url) as store:
+        store.info(args.learner, args.version)  # an unknown learner or version is said first
+        if not args.override:
+            raise InvalidInput(
+                "the command line runs no gate: say why this version may be served without one, "
+                "e.g. --override 'probe passed in CI run 812' (recorded in the history)",
+                field="--override",
+            )
+        promotion = store.promote(args.learner, args.version, override=args.override)
+    print(f"promoted {args.learner} v{promotion.version} (was v{promotion.previous}), override recorded")
     return 0
 
 
 def cmd_state_rollback(args: argparse.Namespace) -> int:
-    info = VersionStore(args.url).rollback(args.learner, args.to)
+    with _store(args.url) as store:
+        info = store.rollback(args.learner, args.to, override=args.override)
     print(f"rolled {args.learner} back to v{info.version}")
     return 0
 
 
 def cmd_state_derived(args: argparse.Namespace) -> int:
-    store = VersionStore(args.url)
-    if args.interaction:
-        derived = store.derived_from(args.interaction)
-    elif args.user:
-        derived = store.derived_from_user(args.user, args.tenant)
-    else:
+    if args.user is not None:
+        _scope(args)  # the same checks as everywhere else a user is named
+    if not args.interaction and not args.user:
         raise InvalidInput("say what to trace: --user U or --interaction ID", field="--user")
+    with _store(args.url) as store:
+        if args.interaction:
+            derived = store.derived_from(args.interaction)
+        else:
+            derived = store.derived_from_user(args.user, args.tenant)
     for d in derived:
         print(f"{d.learner}  {d.item}  first in v{d.version}")
     print(f"{len(derived)} learned item(s)")
@@ -144,42 +334,56 @@ def build_parser() -> argparse.ArgumentParser:
         "that replaying the log rebuilds it.",
     )
     demo.add_argument(
-        "--package", default="email", help="standard-library package(s), comma-separated (default: email)"
+        "--package",
+        type=_names,
+        default="email",
+        help="standard-library package(s), comma-separated (default: email)",
     )
-    demo.add_argument("--source", help="a directory or git checkout to write instead of the standard library")
-    demo.add_argument("--requests", type=int, default=150, help="completion requests (default 150)")
     demo.add_argument(
-        "--rate", type=float, default=0.25, help="share of lines that are requests (default 0.25)"
+        "--source",
+        type=_nonempty,
+        help="a directory or git checkout to write instead of the standard library",
     )
-    demo.add_argument("--seed", type=int, default=0, help="which lines are sampled (default 0)")
-    demo.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
-    demo.add_argument("--log", help="experience log URL (default: OUT/experience.db)")
+    demo.add_argument(
+        "--requests", type=_int_at_least(1), default=150, help="completion requests (default 150)"
+    )
+    demo.add_argument(
+        "--rate", type=_fraction, default=0.25, help="share of lines that are requests (default 0.25)"
+    )
+    demo.add_argument("--seed", type=_int_at_least(0), default=0, help="which lines are sampled (default 0)")
+    demo.add_argument("--out", type=_out_dir, default="runs/demo", help="output folder (default: runs/demo)")
+    demo.add_argument("--log", type=_nonempty, help="experience log URL (default: OUT/experience.db)")
     demo.set_defaults(func=cmd_demo)
 
     bench = sub.add_parser("bench", help="run a benchmark suite; writes OUT/<suite>.json and .png")
     bench.add_argument(
         "suite", choices=sorted(SUITES), help="; ".join(f"{k}: {v.help}" for k, v in SUITES.items())
     )
-    bench.add_argument("--out", required=True, help="output folder")
-    bench.add_argument("--data", help="data folder (default: $LIFELONG_DATA or ../shared/data)")
-    bench.add_argument("--seeds", type=int, default=5, help="seeds / stream orders (default 5)")
-    bench.add_argument("--steps", type=int, help="limit the stream length")
+    bench.add_argument("--out", required=True, type=_out_dir, help="output folder")
+    bench.add_argument(
+        "--data", type=_nonempty, help="data folder (default: $LIFELONG_DATA or ../shared/data)"
+    )
+    bench.add_argument("--seeds", type=_int_at_least(1), default=5, help="seeds / stream orders (default 5)")
+    bench.add_argument("--steps", type=_int_at_least(1), help="limit the stream length")
     bench.add_argument(
         "--ablation-steps",
-        type=int,
+        type=_int_at_least(1),
         help="intent-stream / code-completion / weights: stream length of the ablations",
     )
     bench.add_argument(
         "--variants",
+        type=_names,
         help="intent-stream / code-completion / weights: agent variants, comma-separated (see the suite's "
         "docstring); naming them turns the ablations off",
     )
     bench.add_argument(
         "--source",
+        type=_nonempty,
         help="code-completion: a directory or git checkout to write instead of the standard library",
     )
     bench.add_argument(
         "--packages",
+        type=_names,
         help="code-completion: standard-library packages, comma-separated (default json,email,http,logging)",
     )
     bench.add_argument(
@@ -200,19 +404,26 @@ def build_parser() -> argparse.ArgumentParser:
     export = log_sub.add_parser("export", help="write steps as JSON lines")
     export.add_argument("url")
     export.add_argument("--out", required=True, type=Path, help="JSONL file to write")
-    export.add_argument("--since", type=float, help="unix time, inclusive")
-    export.add_argument("--until", type=float, help="unix time, exclusive")
+    export.add_argument("--since", type=_unix_time, help="unix time, inclusive")
+    export.add_argument("--until", type=_unix_time, help="unix time, exclusive")
     _add_scope_options(export)
     export.set_defaults(func=cmd_log_export)
     imp = log_sub.add_parser("import", help="append the steps of a JSONL export (idempotent)")
     imp.add_argument("url")
     imp.add_argument("file", type=Path)
     imp.set_defaults(func=cmd_log_import)
-    forget = log_sub.add_parser("forget", help="delete a user's (or tenant's) interactions and feedback")
-    forget.add_argument("url")
-    _add_scope_options(forget)
-    forget.add_argument("--yes", action="store_true", help="confirm the deletion")
-    forget.set_defaults(func=cmd_log_forget)
+    for parent, name in ((log_sub, "forget"), (sub, "forget")):
+        forget = parent.add_parser(
+            name,
+            help="erase a user (or tenant): events, snapshots, provenance; prints the report and its scan",
+        )
+        forget.add_argument("url", help="log URL")
+        _add_scope_options(forget)
+        forget.add_argument("--state", help="version store URL: redact or erase every snapshot holding them")
+        forget.add_argument("--snapshots", help="the store's snapshot directory, if it keeps files")
+        forget.add_argument("--no-scan", action="store_true", help="skip the scan that proves the erasure")
+        forget.add_argument("--yes", action="store_true", help="confirm the deletion")
+        forget.set_defaults(func=cmd_forget)
     state = sub.add_parser("state", help="versions of learned state: list, diff, promote, roll back, trace")
     state_sub = state.add_subparsers(dest="state_command", required=True, metavar="ACTION")
     listing = state_sub.add_parser("list", help="versions of a learner (* = promoted)")
@@ -222,18 +433,24 @@ def build_parser() -> argparse.ArgumentParser:
     diff = state_sub.add_parser("diff", help="what changed between two versions")
     diff.add_argument("url")
     diff.add_argument("learner")
-    diff.add_argument("a", type=int)
-    diff.add_argument("b", type=int)
+    diff.add_argument("a", type=_int_at_least(1))
+    diff.add_argument("b", type=_int_at_least(1))
     diff.set_defaults(func=cmd_state_diff)
     promote = state_sub.add_parser("promote", help="serve a version")
     promote.add_argument("url")
     promote.add_argument("learner")
-    promote.add_argument("version", type=int)
+    promote.add_argument("version", type=_int_at_least(1))
+    promote.add_argument(
+        "--override", type=_nonempty, help="why it may be served without a gate (required; recorded)"
+    )
     promote.set_defaults(func=cmd_state_promote)
     rollback = state_sub.add_parser("rollback", help="serve an earlier version again")
     rollback.add_argument("url")
     rollback.add_argument("learner")
-    rollback.add_argument("--to", type=int, help="version (default: the one promoted before)")
+    rollback.add_argument("--to", type=_int_at_least(1), help="version (default: the one served before)")
+    rollback.add_argument(
+        "--override", type=_nonempty, help="needed to go back to a version that failed its gate (recorded)"
+    )
     rollback.set_defaults(func=cmd_state_rollback)
     derived = state_sub.add_parser("derived", help="learned items derived from a user or an interaction")
     derived.add_argument("url")

@@ -29,9 +29,9 @@ from __future__ import annotations
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from lifelong.agents.harness import HarnessConfig, HarnessSearch
 from lifelong.errors import InvalidInput, NotFound
@@ -45,12 +45,14 @@ from lifelong.learners.gate import GATE, SuggestionGate, normalise, same_answer
 from lifelong.learners.lessons import Lessons
 from lifelong.learners.memory import Memory
 from lifelong.learners.policy_gradient import SAMPLE, sample_metadata
+from lifelong.learners.tenancy import tenant_part
 from lifelong.models.base import Completion, Model
 from lifelong.models.trainable import SUGGEST
 
 if TYPE_CHECKING:
     from lifelong.erasure import ErasureReport
     from lifelong.learners.policy_gradient import PolicyGradient
+    from lifelong.state.store import VersionStore
 
 
 @dataclass
@@ -228,15 +230,41 @@ class Agent:
             learner.freeze()
         return self
 
-    def forget_user(self, user: str, tenant: str = "default") -> ErasureReport:
-        """Delete ``user``'s interactions and feedback from the log and every memory, example and lesson
-        any of them contributed to (found through each item's sources), and the logged requests the
-        harness search keeps for replay. The gate's, the mixture's and the experts' shared weights keep
-        the user's updates until they are rebuilt from the remaining log (``lifelong.erasure``)."""
-        from lifelong.erasure import forget_user
+    def forget_user(
+        self,
+        user: str,
+        tenant: str = "default",
+        *,
+        store: VersionStore | None = None,
+        rebuild_with: Mapping[str, Callable[[], Learner]] | None = None,
+    ) -> ErasureReport:
+        """Erase ``user`` of ``tenant`` (see :func:`lifelong.erasure.forget`): their interactions and
+        feedback, every memory, example and lesson any of them contributed to, the logged requests the
+        harness search keeps for replay, the embedder caches' copies of their texts, and — with a
+        ``store`` — their provenance and every snapshot that holds them. Learners named in
+        ``rebuild_with`` (the gate, the mixture, the experts: shared weights) are rebuilt from the
+        remaining log and replace the agent's own; the others are reported as residual."""
+        from lifelong.erasure import forget
 
-        self._pending = OrderedDict((k, v) for k, v in self._pending.items() if v.scope.user != user)
-        return forget_user(user, log=self.log, learners=dict(self.all_learners), tenant=tenant)
+        self._pending = OrderedDict(
+            (k, v) for k, v in self._pending.items() if (v.scope.tenant, v.scope.user) != (tenant, user)
+        )
+        learners = dict(self.all_learners)
+        report = forget(
+            Scope(tenant, user=user), log=self.log, learners=learners, store=store, rebuild_with=rebuild_with
+        )
+        for name, rebuilt in report.rebuilt.items():
+            self._replace(name, learners[name], rebuilt)
+        return report
+
+    def _replace(self, name: str, old: Learner, new: Learner) -> None:
+        """Put a rebuilt learner where ``old`` was."""
+        for attribute in ("examples", "lessons", "memory", "gate", "policy", "combiner", "harness"):
+            if getattr(self, attribute) is old:
+                setattr(self, attribute, new)
+        self.experts = [
+            cast(Expert, new) if id(expert) == id(old) else expert for expert in self.experts
+        ]
 
     # ------------------------------------------------------------------ acting
 
@@ -367,8 +395,9 @@ class Agent:
             if action != proposed and action is not None:
                 first["lessons"] = [(action, 1.0)]
             proposals = {**first, **proposals}
-            candidates = self.combiner.candidates(proposals, request, tables)
-            action, _ = self.combiner.choose(candidates)
+            combiner = tenant_part(self.combiner, scope)
+            candidates = combiner.candidates(proposals, request, tables)  # type: ignore[attr-defined]
+            action, _ = combiner.choose(candidates)  # type: ignore[attr-defined]
             experts = {
                 "proposals": {name: [[a, round(p, 6)] for a, p in rows] for name, rows in proposals.items()},
                 "candidates": [{"action": a, "features": f} for a, f in candidates],
@@ -384,7 +413,7 @@ class Agent:
                 vote=choices is not None,
                 plain=plain,
             )
-            action, _ = self.gate.choose(options)
+            action, _ = tenant_part(self.gate, scope).choose(options)  # type: ignore[attr-defined]
             gate = [{"action": a, "features": f} for a, f in options]
         if sample is not None and action != proposed:
             # Only the policy's own action earns its reward: a suggestion the lessons or the gate

@@ -140,6 +140,7 @@ class HarnessSearch(Learner):
     """Background search over :class:`HarnessConfig`; see the module docstring."""
 
     name = "HarnessSearch"
+    erases_in_place = True  # forget_user drops the user's kept requests; the rest is counts
 
     def __init__(
         self,
@@ -318,11 +319,12 @@ class HarnessSearch(Learner):
 
         self.store.promote(self.name, version.version, gate=beats_incumbent)
 
-    def forget_user(self, user: str) -> bool:
-        """Drop every kept request of ``user`` (the pool, a round's replays, the watch queue)."""
+    def forget_user(self, user: str, tenant: str = "default") -> bool:
+        """Drop every kept request of ``user`` in ``tenant`` (the pool, a round's replays, the watch
+        queue)."""
 
         def keep(requests: Sequence[_Request]) -> list[_Request]:
-            return [r for r in requests if r.scope[1] != user]
+            return [r for r in requests if (r.scope[0], r.scope[1]) != (tenant, user)]
 
         before = len(self._pool) + len(self._replayed) + len(self._watched)
         self._pool = deque(keep(self._pool), maxlen=self.replay)

@@ -48,6 +48,10 @@ def stdlib_files(packages: Sequence[str] = DEFAULT_PACKAGES) -> list[Path]:
     root = Path(sysconfig.get_paths()["stdlib"])
     files: list[Path] = []
     for name in packages:
+        if not isinstance(name, str) or not name.isidentifier():  # "" or "../x" would leave the package
+            raise InvalidInput(
+                f"must be standard-library package or module names, got {name!r}", field="packages"
+            )
         package, module = root / name, root / f"{name}.py"
         if package.is_dir():
             files += sorted(p for p in package.rglob("*.py") if "test" not in p.relative_to(root).parts[1:])

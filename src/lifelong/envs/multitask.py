@@ -96,14 +96,21 @@ def load_landmine(path: str | Path | None = None) -> MultiTaskData:
         raise NotFound(f"{file} is missing; it should be {SOURCES['landmine']}")
     try:
         mat = loadmat(file)
-        features, labels = mat["feature"], mat["label"]
-    except (ValueError, KeyError, OSError) as exc:
+    except Exception as exc:  # scipy's reader raises many kinds on a damaged file; all mean "not this file"
         raise InvalidInput(
-            f"not the land mine .mat file ({exc}): {SOURCES['landmine']}", field=str(file)
+            f"not a readable .mat file ({type(exc).__name__}: {exc}); it should be {SOURCES['landmine']}",
+            field=str(file),
         ) from exc
-    X = [np.asarray(features[0, t], dtype=np.float64) for t in range(features.shape[1])]
-    y = [np.asarray(labels[0, t], dtype=np.float64).ravel() for t in range(labels.shape[1])]
-    return MultiTaskData(X, y, "logistic", name="landmine", meta={"source": SOURCES["landmine"]})
+    try:
+        features, labels = mat["feature"], mat["label"]
+        X = [np.asarray(features[0, t], dtype=np.float64) for t in range(features.shape[1])]
+        y = [np.asarray(labels[0, t], dtype=np.float64).ravel() for t in range(labels.shape[1])]
+        return MultiTaskData(X, y, "logistic", name="landmine", meta={"source": SOURCES["landmine"]})
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:  # InvalidInput too
+        reason = exc.reason if isinstance(exc, InvalidInput) else f"{type(exc).__name__}: {exc}"
+        raise InvalidInput(
+            f"not the land mine data ({reason}); it should be {SOURCES['landmine']}", field=str(file)
+        ) from exc
 
 
 def synthetic_tasks(

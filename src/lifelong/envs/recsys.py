@@ -59,7 +59,13 @@ class MovieLens:
 def _lines(file: Path, folder: Path) -> list[str]:
     if not file.is_file():
         raise NotFound(f"{file} is missing; {folder} should hold {SOURCES['ml-100k']}")
-    return file.read_text(encoding="latin-1").splitlines()
+    try:
+        lines = file.read_text(encoding="latin-1").splitlines()  # latin-1 decodes any byte
+    except OSError as exc:
+        raise NotFound(f"cannot read {file}: {exc.strerror or exc}") from None
+    if not lines:
+        raise InvalidInput(f"is empty; {folder} should hold {SOURCES['ml-100k']}", field=str(file))
+    return lines
 
 
 def load_movielens(path: str | Path | None = None) -> MovieLens:
@@ -76,9 +82,10 @@ def load_movielens(path: str | Path | None = None) -> MovieLens:
                 f"got {line[:60]!r}",
                 field=str(folder / "u.data"),
             ) from None
-        if not 1 <= rating <= 5 or user < 1 or item < 1:
+        if not 1 <= rating <= 5 or not 1 <= user < 2**31 or not 1 <= item < 2**31 or not 0 <= stamp < 2**62:
             raise InvalidInput(
-                f"line {number}: rating {rating} or id out of range", field=str(folder / "u.data")
+                f"line {number}: rating {rating}, an id or the time out of range",
+                field=str(folder / "u.data"),
             )
         rows.append((user, item, rating, stamp))
     if not rows:
@@ -90,6 +97,7 @@ def load_movielens(path: str | Path | None = None) -> MovieLens:
     item_lines = _lines(folder / "u.item", folder)
     genres = np.zeros((len(item_lines) + 1, N_GENRES), dtype=np.int8)
     titles = [""] * (len(item_lines) + 1)
+    seen_items: set[int] = set()
     for number, line in enumerate(item_lines, 1):
         parts = line.split("|")
         try:
@@ -97,8 +105,14 @@ def load_movielens(path: str | Path | None = None) -> MovieLens:
             flags = [int(f) for f in parts[-N_GENRES:]]
         except (ValueError, IndexError):
             raise InvalidInput(f"line {number}: not a u.item record", field=str(folder / "u.item")) from None
-        if len(parts) < 5 + N_GENRES or not 1 <= item_id < len(genres):
-            raise InvalidInput(f"line {number}: not a u.item record", field=str(folder / "u.item"))
+        if len(parts) < 5 + N_GENRES or not 1 <= item_id < len(genres) or not set(flags) <= {0, 1}:
+            raise InvalidInput(
+                f"line {number}: not a u.item record (id|title|...|{N_GENRES} genre flags 0/1)",
+                field=str(folder / "u.item"),
+            )
+        if item_id in seen_items:
+            raise InvalidInput(f"line {number}: item {item_id} is listed twice", field=str(folder / "u.item"))
+        seen_items.add(item_id)
         genres[item_id] = flags
         titles[item_id] = parts[1]
 
@@ -106,13 +120,22 @@ def load_movielens(path: str | Path | None = None) -> MovieLens:
     age = np.zeros(len(user_lines) + 1, dtype=np.int64)
     gender = [""] * (len(user_lines) + 1)
     occupation = [""] * (len(user_lines) + 1)
+    seen_users: set[int] = set()
     for number, line in enumerate(user_lines, 1):
         parts = line.split("|")
         try:
             user_id, years = int(parts[0]), int(parts[1])
-            age[user_id], gender[user_id], occupation[user_id] = years, parts[2], parts[3]
+            sex, job = parts[2], parts[3]
         except (ValueError, IndexError):
             raise InvalidInput(f"line {number}: not a u.user record", field=str(folder / "u.user")) from None
+        if not 1 <= user_id < len(age) or years < 0:  # a negative id would index from the end
+            raise InvalidInput(
+                f"line {number}: user id {user_id} or age {years} out of range", field=str(folder / "u.user")
+            )
+        if user_id in seen_users:
+            raise InvalidInput(f"line {number}: user {user_id} is listed twice", field=str(folder / "u.user"))
+        seen_users.add(user_id)
+        age[user_id], gender[user_id], occupation[user_id] = years, sex, job
 
     if data[:, 1].max() >= len(genres) or data[:, 0].max() >= len(age):
         raise InvalidInput(

@@ -23,7 +23,10 @@ columns used for filtering and ordering.
 
 from __future__ import annotations
 
+import codecs
 import json
+import math
+import numbers
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +36,9 @@ from typing import Any, Literal
 from lifelong.errors import Conflict, InvalidInput, NotFound
 from lifelong.experience.records import Feedback, Interaction, Scope, Step, canonical_json
 from lifelong.files import atomic_open
-from lifelong.storage import Cursor, Database, chunks, open_database, placeholders
+from lifelong.storage import Cursor, Database, chunks, open_database, placeholders, redact
+
+Origin = Callable[[str], str]  # a record id -> where it came from, for messages ("" when obvious)
 
 SCHEMA_VERSION = 1
 PAGE_SIZE = 1000
@@ -86,7 +91,11 @@ def _ddl(dialect: str) -> list[str]:
             time DOUBLE PRECISION NOT NULL,
             body TEXT NOT NULL)""",
         "CREATE INDEX IF NOT EXISTS interactions_time ON interactions (time, seq)",
-        "CREATE INDEX IF NOT EXISTS interactions_scope ON interactions (tenant, user_id, session)",
+        # Replays of a scope page in (time, seq) order; these indexes deliver that order for a user (a
+        # session filters within its user) or a tenant, so no page sorts the whole scope (quadratic).
+        "CREATE INDEX IF NOT EXISTS interactions_user_time ON interactions (tenant, user_id, time, seq)",
+        "CREATE INDEX IF NOT EXISTS interactions_tenant_time ON interactions (tenant, time, seq)",
+        "DROP INDEX IF EXISTS interactions_scope",  # older logs: (tenant, user_id, session), no order
         f"""CREATE TABLE IF NOT EXISTS feedback (
             seq {seq},
             id TEXT NOT NULL UNIQUE,
@@ -96,7 +105,16 @@ def _ddl(dialect: str) -> list[str]:
             body TEXT NOT NULL)""",
         "CREATE INDEX IF NOT EXISTS feedback_interaction ON feedback (interaction_id)",
         "CREATE INDEX IF NOT EXISTS feedback_time ON feedback (time, seq)",
-    ]
+    ] + (
+        # A session determines its user and tenant: without knowing that, PostgreSQL's planner multiplies
+        # their selectivities, thinks a session has a handful of rows and sorts it on every page.
+        [
+            "CREATE STATISTICS IF NOT EXISTS interactions_scope_stats (dependencies) "
+            "ON tenant, user_id, session FROM interactions"
+        ]
+        if dialect == "postgresql"
+        else []
+    )
 
 
 class ExperienceLog:
@@ -106,30 +124,63 @@ class ExperienceLog:
     ----------
     url
         A file path or ``sqlite:///PATH`` (embedded default) or ``postgresql://HOST:PORT/DB``.
+    create
+        False for readers: a log that does not exist raises :class:`NotFound` instead of being
+        created empty, so a mistyped path is not silently a new, empty log.
     """
 
-    def __init__(self, url: str | Path) -> None:
-        self.db: Database = open_database(url)
+    def __init__(self, url: str | Path, *, create: bool = True) -> None:
+        self.db: Database = open_database(url, create=create)
         self.url = self.db.url
-        self.db.run(self._create_schema)
+        try:
+            if (self.db.read_only or not create) and not self.db.run(self._holds_log, write=False):
+                raise NotFound(
+                    f"{redact(self.url)} holds no experience log (opened for reading, so none was created)"
+                )
+            if self.db.read_only:
+                self.db.run(self._check_schema, write=False)
+            else:
+                self.db.run(self._create_schema)  # also migrates an older log's indexes
+        except BaseException:
+            self.db.close()  # a PostgreSQL pool would otherwise keep its connections open
+            raise
 
     # -- set-up -----------------------------------------------------------------------------------
     def _create_schema(self, cur: Cursor) -> None:
+        if self.db.dialect == "postgresql":  # two processes opening one new log must not race on DDL
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext('lifelong experience log schema'))")
         for statement in _ddl(self.db.dialect):
             cur.execute(statement)
-        cur.execute("SELECT value FROM lifelong_meta WHERE key = 'log_schema'")
-        row = cur.fetchone()
-        if row is None:
+        if self._check_schema(cur) is None:
             cur.execute(
                 "INSERT INTO lifelong_meta (key, value) VALUES ('log_schema', ?) "
                 "ON CONFLICT (key) DO NOTHING",
                 (str(SCHEMA_VERSION),),
             )
-        elif int(row[0]) > SCHEMA_VERSION:
+
+    def _holds_log(self, cur: Cursor) -> bool:
+        if self.db.dialect == "sqlite":
+            cur.execute(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' "
+                "AND name IN ('lifelong_meta', 'interactions', 'feedback')"
+            )
+            return bool(cur.fetchone()[0] == 3)
+        cur.execute(
+            "SELECT to_regclass('lifelong_meta') IS NOT NULL AND to_regclass('interactions') IS NOT NULL "
+            "AND to_regclass('feedback') IS NOT NULL"
+        )
+        return bool(cur.fetchone()[0])
+
+    def _check_schema(self, cur: Cursor) -> int | None:
+        """The stored schema version (None for a new log); refuses a log newer than this code."""
+        cur.execute("SELECT value FROM lifelong_meta WHERE key = 'log_schema'")
+        row = cur.fetchone()
+        if row is not None and int(row[0]) > SCHEMA_VERSION:
             raise InvalidInput(
                 f"log schema {row[0]} is newer than this lifelong ({SCHEMA_VERSION}); upgrade lifelong",
                 field="url",
             )
+        return None if row is None else int(row[0])
 
     def close(self) -> None:
         self.db.close()
@@ -157,71 +208,74 @@ class ExperienceLog:
         """Append a batch in one transaction: all of it lands, or (on any error) none of it.
 
         Interactions in the batch are written before feedback, so feedback may refer to an
-        interaction in the same batch.
+        interaction in the same batch. Feedback timed before its interaction is refused.
         """
-        interactions: list[Interaction] = []
-        feedback: list[Feedback] = []
-        for record in records:
-            if isinstance(record, Interaction):
-                interactions.append(record)
-            elif isinstance(record, Feedback):
-                feedback.append(record)
-            else:
-                raise InvalidInput(
-                    f"expected Interaction or Feedback, got {type(record).__name__}", field="record"
-                )
-        if not interactions and not feedback:
+        batch = _Batch.of(records, _nowhere)
+        if not batch.size:
             return AppendReport()
-        i_rows = _unique_rows(
-            [(r.id, r.scope.tenant, r.scope.user, r.scope.session, r.time, _body(r)) for r in interactions]
-        )
-        f_rows = _unique_rows([(r.id, r.interaction_id, r.kind.value, r.time, _body(r)) for r in feedback])
+        return self.db.run(lambda cur: self._write(cur, batch))
 
-        def write(cur: Cursor) -> AppendReport:
-            new_i, dup_i = self._insert_new(cur, "interactions", i_rows)
-            known = {row[0] for row in i_rows}
-            missing = {row[1] for row in f_rows} - known
-            self._require_interactions(cur, missing)
-            new_f, dup_f = self._insert_new(cur, "feedback", f_rows)
-            duplicates = dup_i + dup_f + len(interactions) + len(feedback) - len(i_rows) - len(f_rows)
-            return AppendReport(new_i, new_f, duplicates)
+    def _write(self, cur: Cursor, batch: _Batch) -> AppendReport:
+        """Write one batch inside the caller's transaction (shared by append_many and import_jsonl)."""
+        new_i, dup_i = self._insert_new(cur, "interactions", batch.interactions, batch.origin)
+        times = {row[0]: row[4] for row in batch.interactions}
+        times.update(self._interaction_times(cur, {row[1] for row in batch.feedback} - times.keys()))
+        for fid, iid, _, ftime, _ in batch.feedback:
+            if ftime < times[iid]:  # strict: equal times are fine, any earlier time is a bad clock or id
+                raise InvalidInput(
+                    f"feedback {fid!r}{batch.origin(fid)} is timed {ftime!r}, before its interaction "
+                    f"{iid!r} at {times[iid]!r}; feedback cannot precede what it is about",
+                    field="time",
+                )
+        new_f, dup_f = self._insert_new(cur, "feedback", batch.feedback, batch.origin)
+        return AppendReport(new_i, new_f, dup_i + dup_f + batch.repeats)
 
-        return self.db.run(write)
+    def _insert_new(
+        self, cur: Cursor, table: str, rows: list[tuple[Any, ...]], origin: Origin
+    ) -> tuple[int, int]:
+        """Insert rows whose id is new; check that rows with a known id carry the same content.
 
-    def _insert_new(self, cur: Cursor, table: str, rows: list[tuple[Any, ...]]) -> tuple[int, int]:
-        """Insert rows whose id is new; check that rows with a known id carry the same content."""
+        The insert comes first and the check after it, in the same transaction: a row that a
+        concurrent writer committed first makes our insert do nothing, and under READ COMMITTED the
+        re-read (a new statement) sees that row, so a same-id-other-content race is a Conflict for
+        exactly one writer instead of a silent loss. (SQLite writers are serialised anyway.)
+        """
         if not rows:
             return 0, 0
+        columns = (
+            "id, tenant, user_id, session, time, body"
+            if table == "interactions"
+            else "id, interaction_id, kind, time, body"
+        )
+        row_sql = f"({placeholders(len(rows[0]))})"
+        inserted: set[str] = set()
+        for part in chunks(rows, 200):
+            cur.execute(
+                f"INSERT INTO {table} ({columns}) VALUES {','.join([row_sql] * len(part))} "
+                "ON CONFLICT (id) DO NOTHING RETURNING id",
+                [value for row in part for value in row],
+            )
+            inserted.update(row[0] for row in cur.fetchall())
+        known = [row for row in rows if row[0] not in inserted]
         stored: dict[str, str] = {}
-        for part in chunks([row[0] for row in rows]):
-            cur.execute(f"SELECT id, body FROM {table} WHERE id IN ({placeholders(len(part))})", part)
+        for ids in chunks([row[0] for row in known]):
+            cur.execute(f"SELECT id, body FROM {table} WHERE id IN ({placeholders(len(ids))})", ids)
             stored.update({rid: body for rid, body in cur.fetchall()})
-        for row in rows:
-            if row[0] in stored and stored[row[0]] != row[-1]:
+        for row in known:
+            if stored.get(row[0]) != row[-1]:
                 raise Conflict(
-                    f"{table} id {row[0]!r} is already "
+                    f"{table} id {row[0]!r}{origin(row[0])} is already "
                     "stored with different content; give the new record a new id"
                 )
-        new = [row for row in rows if row[0] not in stored]
-        if new:
-            columns = (
-                "id, tenant, user_id, session, time, body"
-                if table == "interactions"
-                else "id, interaction_id, kind, time, body"
-            )
-            cur.executemany(
-                f"INSERT INTO {table} ({columns}) VALUES ({placeholders(len(new[0]))}) "
-                "ON CONFLICT (id) DO NOTHING",
-                new,
-            )
-        return len(new), len(rows) - len(new)
+        return len(inserted), len(known)
 
-    def _require_interactions(self, cur: Cursor, ids: set[str]) -> None:
-        found: set[str] = set()
+    def _interaction_times(self, cur: Cursor, ids: set[str]) -> dict[str, float]:
+        """The times of these stored interactions; NotFound if one is not in the log."""
+        found: dict[str, float] = {}
         wanted = sorted(ids)
         for part in chunks(wanted):
-            cur.execute(f"SELECT id FROM interactions WHERE id IN ({placeholders(len(part))})", part)
-            found.update(row[0] for row in cur.fetchall())
+            cur.execute(f"SELECT id, time FROM interactions WHERE id IN ({placeholders(len(part))})", part)
+            found.update({rid: float(t) for rid, t in cur.fetchall()})
         missing = [i for i in wanted if i not in found]
         if missing:
             raise NotFound(
@@ -229,6 +283,7 @@ class ExperienceLog:
                 + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
                 + " which is not in the log; append the interaction first"
             )
+        return found
 
     # -- reading ----------------------------------------------------------------------------------
     def get(self, interaction_id: str) -> Step:
@@ -261,6 +316,9 @@ class ExperienceLog:
         """
         if order not in ("interaction", "feedback"):
             raise InvalidInput("must be 'interaction' or 'feedback'", field="order")
+        since, until = _bound(since, "since"), _bound(until, "until")
+        if since is not None and until is not None and since > until:
+            raise InvalidInput(f"since {since!r} is after until {until!r}; swap them?", field="since")
         where, params = _filters("i", scope)
         alias = "i" if order == "interaction" else "f"
         if since is not None:
@@ -288,7 +346,7 @@ class ExperienceLog:
                     for r in rows
                 ]
 
-        yield from self._pages(select, alias, where, params, expand)
+        return self._pages(select, alias, where, params, expand)
 
     def _pages(
         self,
@@ -306,8 +364,9 @@ class ExperienceLog:
         while True:
             page_where, page_params = list(where), list(params)
             if after is not None:
-                page_where.append(f"({alias}.time > ? OR ({alias}.time = ? AND {alias}.seq > ?))")
-                page_params += [after[0], after[0], after[1]]
+                # A row value, so the index on (..., time, seq) seeks straight to the next page.
+                page_where.append(f"({alias}.time, {alias}.seq) > (?, ?)")
+                page_params += [after[0], after[1]]
             sql = (
                 select
                 + (" WHERE " + " AND ".join(page_where) if page_where else "")
@@ -401,36 +460,53 @@ class ExperienceLog:
         return count
 
     def import_jsonl(self, path: str | Path, batch_size: int = 1000) -> AppendReport:
-        """Append the steps of a JSONL export (idempotent: importing twice stores them once)."""
+        """Append the steps of a JSONL export (idempotent: importing twice stores them once).
+
+        All or nothing: the whole file goes in as one transaction, read line by line so memory stays
+        bounded; a bad line anywhere stores nothing and the error names the file and the line.
+        """
         path = Path(path)
+        if path.is_dir():
+            raise InvalidInput("is a directory; give a JSONL file", field=str(path))
         if not path.is_file():
             raise NotFound(f"no file {path}")
-        totals = [0, 0, 0]
-        batch: list[Interaction | Feedback] = []
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidInput(f"must be an integer >= 1, got {batch_size!r}", field="batch_size")
 
-        def flush() -> None:
-            report = self.append_many(batch)
-            totals[0] += report.interactions
-            totals[1] += report.feedback
-            totals[2] += report.duplicates
-            batch.clear()
+        def write_all(cur: Cursor) -> AppendReport:
+            totals = AppendReport()
+            batch: list[Interaction | Feedback] = []
+            lines: dict[str, int] = {}  # record id -> line number, for the messages of this batch
 
-        with path.open(encoding="utf-8") as lines:
-            for number, line in enumerate(lines, 1):
-                if not line.strip():
-                    continue
-                try:
-                    step = Step.from_dict(json.loads(line))
-                except (json.JSONDecodeError, TypeError, AttributeError) as exc:
-                    raise InvalidInput(
-                        f"line {number} is not a step record ({exc})", field=str(path)
-                    ) from None
-                batch += [step.interaction, *step.feedback]
-                if len(batch) >= batch_size:
-                    flush()
-        if batch:
-            flush()
-        return AppendReport(*totals)
+            def origin(record_id: str) -> str:
+                return f" ({path} line {lines[record_id]})" if record_id in lines else f" ({path})"
+
+            def flush() -> AppendReport:
+                report = self._write(cur, _Batch.of(batch, origin))
+                batch.clear()
+                lines.clear()
+                return AppendReport(
+                    totals.interactions + report.interactions,
+                    totals.feedback + report.feedback,
+                    totals.duplicates + report.duplicates,
+                )
+
+            try:
+                with path.open("rb") as file:
+                    for number, raw in enumerate(file, 1):
+                        step = _parse_line(raw, number, path)
+                        if step is None:
+                            continue
+                        records: list[Interaction | Feedback] = [step.interaction, *step.feedback]
+                        lines.update((r.id, number) for r in records)
+                        batch += records
+                        if len(batch) >= batch_size:
+                            totals = flush()
+            except OSError as exc:
+                raise InvalidInput(f"cannot read it ({exc.strerror or exc})", field=str(path)) from None
+            return flush() if batch else totals
+
+        return self.db.run(write_all)
 
     # -- forgetting -------------------------------------------------------------------------------
     def forget(self, scope: Scope) -> ForgetReport:
@@ -459,11 +535,50 @@ class ExperienceLog:
         return self.db.run(delete)
 
 
+@dataclass
+class _Batch:
+    """Records turned into rows, repeats inside the batch dropped."""
+
+    interactions: list[tuple[Any, ...]]
+    feedback: list[tuple[Any, ...]]
+    repeats: int  # records dropped because the same record came earlier in the batch
+    origin: Origin
+
+    @property
+    def size(self) -> int:
+        return len(self.interactions) + len(self.feedback) + self.repeats
+
+    @classmethod
+    def of(cls, records: Iterable[Interaction | Feedback], origin: Origin) -> _Batch:
+        i_rows: list[tuple[Any, ...]] = []
+        f_rows: list[tuple[Any, ...]] = []
+        for record in records:
+            if isinstance(record, Interaction):
+                scope = record.scope
+                i_rows.append(
+                    (record.id, scope.tenant, scope.user, scope.session, record.time, _body(record))
+                )
+            elif isinstance(record, Feedback):
+                f_rows.append(
+                    (record.id, record.interaction_id, record.kind.value, record.time, _body(record))
+                )
+            else:
+                raise InvalidInput(
+                    f"expected Interaction or Feedback, got {type(record).__name__}", field="record"
+                )
+        unique_i, unique_f = _unique_rows(i_rows, origin), _unique_rows(f_rows, origin)
+        return cls(unique_i, unique_f, len(i_rows) + len(f_rows) - len(unique_i) - len(unique_f), origin)
+
+
+def _nowhere(record_id: str) -> str:
+    return ""
+
+
 def _body(record: Interaction | Feedback) -> str:
     return canonical_json(record.to_dict())
 
 
-def _unique_rows(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+def _unique_rows(rows: list[tuple[Any, ...]], origin: Origin) -> list[tuple[Any, ...]]:
     """Drop repeats of an id inside one batch; the same id with other content is a conflict."""
     seen: dict[str, tuple[Any, ...]] = {}
     for row in rows:
@@ -471,8 +586,58 @@ def _unique_rows(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         if earlier is None:
             seen[row[0]] = row
         elif earlier[-1] != row[-1]:
-            raise Conflict(f"id {row[0]!r} appears twice in one batch with different content")
+            raise Conflict(f"id {row[0]!r}{origin(row[0])} appears twice in one batch with different content")
     return list(seen.values())
+
+
+def _parse_line(raw: bytes, number: int, path: Path) -> Step | None:
+    """One line of a JSONL export as a Step (None for a blank line); InvalidInput naming the line."""
+    if number == 1 and raw.startswith(codecs.BOM_UTF8):  # files saved by some editors start with one
+        raw = raw[len(codecs.BOM_UTF8) :]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(
+            f"line {number} is not valid UTF-8 ({exc.reason} at byte {exc.start})", field=str(path)
+        ) from None
+    if not text.strip():
+        return None
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise InvalidInput(f"line {number} nests JSON too deeply", field=str(path)) from None
+    except json.JSONDecodeError as exc:  # its own "line 1" would mislead: a JSONL line is one JSON text
+        raise InvalidInput(
+            f"line {number} is not JSON ({exc.msg} at column {exc.colno})", field=str(path)
+        ) from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise InvalidInput(f"line {number} is not JSON ({exc})", field=str(path)) from None
+    if not isinstance(data, dict):
+        raise InvalidInput(
+            f"line {number} is a JSON {type(data).__name__}, not a step record (an object)", field=str(path)
+        )
+    try:
+        return Step.from_dict(data)
+    except RecursionError:
+        raise InvalidInput(f"line {number} nests JSON too deeply", field=str(path)) from None
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, ArithmeticError) as exc:
+        # InvalidInput is a ValueError; the others are fields of the wrong JSON type.
+        raise InvalidInput(f"line {number} is not a valid step record ({exc})", field=str(path)) from None
+
+
+def _bound(value: float | None, name: str) -> float | None:
+    """A replay time bound: None (open) or a number that is not NaN (NaN would silently match nothing)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InvalidInput(f"must be a number of seconds or None, got {value!r}", field=name)
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.copysign(math.inf, value)  # an int beyond float range: as good as infinite
+    if math.isnan(number):
+        raise InvalidInput("must be a number of seconds or None, got nan", field=name)
+    return number
 
 
 def _filters(alias: str, scope: Scope | None) -> tuple[list[str], list[Any]]:

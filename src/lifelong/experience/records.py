@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -32,6 +33,14 @@ JSON = Any  # a value json.dumps accepts: None, bool, int, float, str, list, dic
 
 MAX_ID_LENGTH = 128
 MAX_SCOPE_LENGTH = 256
+MAX_DEPTH = 64  # nesting of lists/dicts in a JSON value; far beyond any real observation
+MAX_TIME = 1e11  # seconds (year ~5100): a larger time is almost surely in milliseconds
+
+# Characters an id or scope name must not hold: C0/C1 controls (NUL, newline, escape...), line and
+# paragraph separators, bidi overrides (they make a name print as another) and lone surrogates (not
+# storable as UTF-8).
+_BAD_NAME_CHAR = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def new_id() -> str:
@@ -42,14 +51,40 @@ def new_id() -> str:
 def to_json_value(value: Any, field_name: str) -> JSON:
     """Return ``value`` as plain JSON data, or raise :class:`InvalidInput` naming ``field_name``.
 
-    NumPy scalars and arrays become numbers and (nested) lists; tuples become lists; non-finite
-    floats are refused because JSON cannot hold them.
+    NumPy scalars and arrays become numbers and (nested) lists; tuples become lists. Refused, because the
+    log could not store them or read them back: non-finite floats, lone surrogates (no UTF-8 form) and
+    nesting deeper than :data:`MAX_DEPTH`.
     """
     try:
-        text = json.dumps(value, default=_numpy_default, allow_nan=False, sort_keys=True)
+        text = json.dumps(value, default=_numpy_default, allow_nan=False, sort_keys=True, ensure_ascii=False)
+    except RecursionError:
+        raise InvalidInput(f"nests deeper than {MAX_DEPTH} levels", field=field_name) from None
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"must be JSON-compatible with finite numbers ({exc})", field=field_name) from None
-    return json.loads(text)
+    bad = _SURROGATE.search(text)
+    if bad is not None:
+        raise InvalidInput(
+            f"holds a lone surrogate U+{ord(bad.group()):04X}, which UTF-8 cannot store", field=field_name
+        )
+    data = json.loads(text)
+    if text.count("[") + text.count("{") > MAX_DEPTH:  # cheap bound first: brackets in strings count too
+        _check_depth(data, field_name)
+    return data
+
+
+def _check_depth(data: JSON, field_name: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH; level by level, as the value may be too deep to recurse on."""
+    level, depth = ([data] if type(data) is list or type(data) is dict else []), 0
+    while level:
+        depth += 1
+        if depth > MAX_DEPTH:
+            raise InvalidInput(f"nests deeper than {MAX_DEPTH} levels", field=field_name)
+        below = []
+        for node in level:
+            for child in node.values() if type(node) is dict else node:
+                if type(child) is list or type(child) is dict:
+                    below.append(child)
+        level = below
 
 
 def _numpy_default(obj: Any) -> Any:
@@ -64,18 +99,69 @@ def canonical_json(value: JSON) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
-def _check_id(value: Any, field_name: str) -> str:
+def _check_name(value: Any, field_name: str, max_length: int) -> str:
+    """An id or scope name: a non-blank string of printable characters, at most ``max_length`` long."""
     if not isinstance(value, str) or not value.strip():
-        raise InvalidInput(f"must be a non-empty string, got {value!r}", field=field_name)
-    if len(value) > MAX_ID_LENGTH:
-        raise InvalidInput(f"must be at most {MAX_ID_LENGTH} characters", field=field_name)
+        raise InvalidInput(f"must be a non-empty string, got {_short(value)}", field=field_name)
+    if len(value) > max_length:
+        raise InvalidInput(f"must be at most {max_length} characters, got {len(value)}", field=field_name)
+    bad = _BAD_NAME_CHAR.search(value)
+    if bad is not None:
+        raise InvalidInput(
+            f"holds the control or unpaired character U+{ord(bad.group()):04X} at position {bad.start()}",
+            field=field_name,
+        )
     return value
 
 
+def _check_id(value: Any, field_name: str) -> str:
+    return _check_name(value, field_name, MAX_ID_LENGTH)
+
+
+def _short(value: Any) -> str:
+    """``repr(value)`` cut to a readable length, for messages about values that may be huge."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _real(value: Any) -> float | None:
+    """``value`` as a float if it is a real number (bools are not; NumPy scalars are), else None.
+
+    An int too large for a float is no number we can store, so it is None too, never OverflowError.
+    """
+    if isinstance(value, bool):
+        return None
+    if not isinstance(value, int | float):
+        item = getattr(value, "item", None)  # a NumPy scalar (or 0-d array)
+        if not callable(item) or getattr(value, "ndim", None) != 0:
+            return None
+        value = item()
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+    try:
+        return float(value)
+    except OverflowError:
+        return None
+
+
+def _check_number(value: Any, field_name: str) -> float:
+    number = _real(value)
+    if number is None or not math.isfinite(number):
+        raise InvalidInput(f"must be a finite number, got {_short(value)}", field=field_name)
+    return number
+
+
 def _check_time(value: Any, field_name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InvalidInput(f"must be a finite number of seconds, got {value!r}", field=field_name)
-    return float(value)
+    number = _real(value)
+    if number is None or not math.isfinite(number):
+        raise InvalidInput(f"must be a finite number of seconds, got {_short(value)}", field=field_name)
+    if number < 0:
+        raise InvalidInput(f"must be >= 0 (unix time in seconds), got {number!r}", field=field_name)
+    if number > MAX_TIME:
+        raise InvalidInput(
+            f"{number!r} is too large for unix time in seconds (milliseconds?)", field=field_name
+        )
+    return number
 
 
 def _check_metadata(value: Any, field_name: str) -> dict[str, JSON]:
@@ -83,6 +169,20 @@ def _check_metadata(value: Any, field_name: str) -> dict[str, JSON]:
         raise InvalidInput(f"must be a mapping, got {type(value).__name__}", field=field_name)
     data = to_json_value(dict(value), field_name)
     assert isinstance(data, dict)
+    return data
+
+
+def _record(data: Any, what: str, required: tuple[str, ...], optional: tuple[str, ...]) -> Mapping[str, Any]:
+    """Check that ``data`` is a mapping with the ``required`` keys and no keys outside both tuples."""
+    if not isinstance(data, Mapping):
+        raise InvalidInput(f"must be a mapping (a JSON object), got {type(data).__name__}", field=what)
+    missing = [k for k in required if k not in data]
+    if missing:
+        raise InvalidInput(f"missing from {what} record: {', '.join(missing)}", field=f"{what}.{missing[0]}")
+    unknown = sorted(str(k) for k in data if k not in required and k not in optional)
+    if unknown:
+        known = ", ".join((*required, *optional))
+        raise InvalidInput(f"unknown key(s) {', '.join(unknown)}; known: {known}", field=what)
     return data
 
 
@@ -102,10 +202,7 @@ class Scope:
             value = getattr(self, name)
             if value is None and name != "tenant":
                 continue
-            if not isinstance(value, str) or not value.strip():
-                raise InvalidInput(f"must be a non-empty string, got {value!r}", field=f"scope.{name}")
-            if len(value) > MAX_SCOPE_LENGTH:
-                raise InvalidInput(f"must be at most {MAX_SCOPE_LENGTH} characters", field=f"scope.{name}")
+            _check_name(value, f"scope.{name}", MAX_SCOPE_LENGTH)
         if self.session is not None and self.user is None:
             raise InvalidInput("a session needs a user", field="scope.session")
 
@@ -122,6 +219,7 @@ class Scope:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Scope:
+        data = _record(data, "scope", (), ("tenant", "user", "session"))
         return cls(data.get("tenant", "default"), data.get("user"), data.get("session"))
 
 
@@ -151,6 +249,7 @@ class Interaction:
         set_(self, "action", to_json_value(self.action, "action"))
         versions = _check_metadata(self.versions, "versions")
         for key, value in versions.items():
+            _check_name(key, "versions", MAX_ID_LENGTH)  # a learner name
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise InvalidInput(f"version of {key!r} must be an int >= 0", field="versions")
         set_(self, "versions", versions)
@@ -169,18 +268,23 @@ class Interaction:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Interaction:
-        try:
-            return cls(
-                scope=Scope.from_dict(data["scope"]),
-                observation=data["observation"],
-                action=data.get("action"),
-                id=data["id"],
-                time=data["time"],
-                versions=data.get("versions") or {},
-                metadata=data.get("metadata") or {},
-            )
-        except KeyError as exc:
-            raise InvalidInput("missing from an interaction record", field=str(exc.args[0])) from None
+        data = _record(
+            data, "interaction", ("id", "scope", "time", "observation"), ("action", "versions", "metadata")
+        )
+        return cls(
+            scope=Scope.from_dict(data["scope"]),
+            observation=data["observation"],
+            action=data.get("action"),
+            id=data["id"],
+            time=data["time"],
+            versions=_or_empty(data.get("versions")),
+            metadata=_or_empty(data.get("metadata")),
+        )
+
+
+def _or_empty(value: Any) -> Any:
+    """None (or an absent key) means an empty mapping; anything else is checked as it is."""
+    return {} if value is None else value
 
 
 class FeedbackKind(StrEnum):
@@ -221,7 +325,9 @@ class Feedback:
             set_(self, "kind", FeedbackKind(self.kind))
         except ValueError:
             kinds = ", ".join(k.value for k in FeedbackKind)
-            raise InvalidInput(f"unknown kind {self.kind!r}; use one of {kinds}", field="kind") from None
+            raise InvalidInput(
+                f"unknown kind {_short(self.kind)}; use one of {kinds}", field="kind"
+            ) from None
         set_(self, "time", _check_time(self.time, "time"))
         set_(self, "metadata", _check_metadata(self.metadata, "metadata"))
         set_(self, "value", self._checked_value())
@@ -235,10 +341,7 @@ class Feedback:
                 raise InvalidInput("only ratings have a scale", field="scale")
             return None
         if kind is FeedbackKind.RATING:
-            scale = self.scale if self.scale is not None else DEFAULT_RATING_SCALE
-            lo, hi = (_check_time(s, "scale") for s in scale)  # finite numbers
-            if not lo < hi:
-                raise InvalidInput(f"must be (low, high) with low < high, got {scale!r}", field="scale")
+            lo, hi = _check_scale(self.scale if self.scale is not None else DEFAULT_RATING_SCALE)
             object.__setattr__(self, "scale", (lo, hi))
             number = _finite_number(value, "rating")
             if not lo <= number <= hi:
@@ -248,8 +351,8 @@ class Feedback:
             raise InvalidInput("only ratings have a scale", field="scale")
         if kind is FeedbackKind.REWARD:
             return _finite_number(value, "reward")
-        if value is None or value == "":
-            raise InvalidInput(f"{kind.value} feedback needs a value", field="value")
+        if value is None or (isinstance(value, str) and not value.strip()):
+            raise InvalidInput(f"{kind.value} feedback needs a value, got {value!r}", field="value")
         return to_json_value(value, "value")
 
     # -- constructors, one per kind -------------------------------------------------------------
@@ -296,30 +399,41 @@ class Feedback:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Feedback:
+        data = _record(
+            data, "feedback", ("id", "interaction_id", "kind", "time"), ("value", "scale", "metadata")
+        )
         scale = data.get("scale")
-        try:
-            return cls(
-                interaction_id=data["interaction_id"],
-                kind=data["kind"],
-                value=data.get("value"),
-                scale=(scale[0], scale[1]) if scale is not None else None,
-                id=data["id"],
-                time=data["time"],
-                metadata=data.get("metadata") or {},
-            )
-        except KeyError as exc:
-            raise InvalidInput("missing from a feedback record", field=str(exc.args[0])) from None
+        return cls(
+            interaction_id=data["interaction_id"],
+            kind=data["kind"],
+            value=data.get("value"),
+            scale=_check_scale(scale) if scale is not None else None,
+            id=data["id"],
+            time=data["time"],
+            metadata=_or_empty(data.get("metadata")),
+        )
+
+
+def _check_scale(scale: Any) -> tuple[float, float]:
+    """A rating scale: exactly two finite numbers, low < high."""
+    if isinstance(scale, str | bytes | Mapping) or not isinstance(scale, Iterable):
+        raise InvalidInput(f"must be a pair (low, high), got {_short(scale)}", field="scale")
+    bounds = list(scale)
+    if len(bounds) != 2:
+        raise InvalidInput(f"must be a pair (low, high), got {len(bounds)} values", field="scale")
+    lo, hi = (_check_number(b, "scale") for b in bounds)
+    if not lo < hi:
+        raise InvalidInput(f"must be (low, high) with low < high, got {_short(scale)}", field="scale")
+    return lo, hi
 
 
 def _finite_number(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        tolist = getattr(value, "item", None)  # NumPy scalar
-        if callable(tolist) and not isinstance(value, bool):
-            return _finite_number(tolist(), what)
-        raise InvalidInput(f"{what} must be a number, got {value!r}", field="value")
-    if not math.isfinite(value):
-        raise InvalidInput(f"{what} must be finite, got {value!r}", field="value")
-    return float(value)
+    number = _real(value)
+    if number is None:
+        raise InvalidInput(f"{what} must be a number, got {_short(value)}", field="value")
+    if not math.isfinite(number):
+        raise InvalidInput(f"{what} must be finite, got {_short(value)}", field="value")
+    return number
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,6 +444,15 @@ class Step:
     feedback: tuple[Feedback, ...] = ()
 
     def __post_init__(self) -> None:
+        if not isinstance(self.interaction, Interaction):
+            raise InvalidInput(
+                f"must be an Interaction, got {type(self.interaction).__name__}", field="interaction"
+            )
+        not_a_sequence = isinstance(self.feedback, Feedback | str | bytes | Mapping)
+        if not_a_sequence or not isinstance(self.feedback, Iterable):
+            raise InvalidInput(
+                f"must be a sequence of Feedback, got {type(self.feedback).__name__}", field="feedback"
+            )
         object.__setattr__(self, "feedback", tuple(self.feedback))
         for fb in self.feedback:
             if not isinstance(fb, Feedback):
@@ -342,10 +465,13 @@ class Step:
 
     def last(self, kind: FeedbackKind | str) -> Feedback | None:
         """The most recent feedback of ``kind`` (by time, then order of arrival), or None."""
+        if not isinstance(kind, FeedbackKind):
+            try:
+                kind = FeedbackKind(kind)
+            except ValueError:
+                raise InvalidInput(f"unknown kind {_short(kind)}", field="kind") from None
         if not self.feedback:
             return None
-        if not isinstance(kind, FeedbackKind):
-            kind = FeedbackKind(kind)
         return _latest([fb for fb in self.feedback if fb.kind is kind])
 
     @property
@@ -383,8 +509,19 @@ class Step:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Step:
+        if not isinstance(data, Mapping):
+            raise InvalidInput(f"must be a mapping (a JSON object), got {type(data).__name__}", field="step")
         interaction = Interaction.from_dict({k: v for k, v in data.items() if k != "feedback"})
-        return cls(interaction, tuple(Feedback.from_dict(f) for f in data.get("feedback", [])))
+        feedback = _or_list(data.get("feedback"))
+        if not isinstance(feedback, list | tuple):
+            raise InvalidInput(
+                f"must be a list of feedback records, got {type(feedback).__name__}", field="feedback"
+            )
+        return cls(interaction, tuple(Feedback.from_dict(f) for f in feedback))
+
+
+def _or_list(value: Any) -> Any:
+    return [] if value is None else value
 
 
 def _latest(feedback: list[Feedback]) -> Feedback | None:

@@ -15,8 +15,10 @@ True
 >>> nb.predict("stolen card")
 'card_lost'
 
-The state is the pickled estimator (river's own persistence format): load snapshots only from a
-version store you trust.
+The state is the pickled estimator (river's own persistence format, and the only one it has).
+Unpickling runs code, so a river learner refuses to load a state unless it was made with
+``allow_pickle=True`` — an explicit opt-in for that learner — and the version store has already checked
+the snapshot against the digest recorded at commit. Opt in only for stores that no one else can write.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class RiverLearner(Predictor):
         target: Target = "label",
         features: Callable[[JSON], Any] = default_features,
         name: str | None = None,
+        allow_pickle: bool = False,
     ) -> None:
         if target not in ("label", "rating", "reward"):
             raise InvalidInput(f"must be label, rating or reward, got {target!r}", field="target")
@@ -73,6 +76,7 @@ class RiverLearner(Predictor):
         self.target = target
         self.features = features
         self._seen = 0
+        self.allow_pickle = allow_pickle
 
     def config(self) -> dict[str, JSON]:
         return {"estimator": repr(self.estimator).replace("\n", " "), "target": self.target}
@@ -107,6 +111,12 @@ class RiverLearner(Predictor):
         }
 
     def _set_state(self, state: dict[str, Any]) -> None:
+        if not self.allow_pickle:
+            raise InvalidInput(
+                "restoring a river estimator unpickles it, which can run code; make this learner with "
+                "RiverLearner(..., allow_pickle=True) if its snapshots come from a store only you can write",
+                field="allow_pickle",
+            )
         self.estimator = pickle.loads(state["estimator"])
         self._seen = int(state["seen"])
         self.target = state["target"]

@@ -1,7 +1,7 @@
 """Learners: everything that learns from steps (see :mod:`lifelong.learners.base` for the contract)."""
 
 from lifelong.learners.bandits import EpsilonGreedy, LinUCB
-from lifelong.learners.base import Learner, Link, Predictor, Provenance, replay_into
+from lifelong.learners.base import Learner, Link, Predictor, Provenance, TenantMismatch, replay_into
 from lifelong.learners.context import ContextLearner, Item, Recalled
 from lifelong.learners.covisitation import CoVisitation
 from lifelong.learners.ella import ELLA
@@ -14,6 +14,7 @@ from lifelong.learners.linear import HashedText, OnlineSoftmax
 from lifelong.learners.memory import Fact, Memory
 from lifelong.learners.popularity import Popularity
 from lifelong.learners.ranking import RankFusion
+from lifelong.learners.tenancy import PerTenant, tenant_part
 
 __all__ = [
     "ELLA",
@@ -32,11 +33,14 @@ __all__ = [
     "Link",
     "Memory",
     "OnlineSoftmax",
+    "PerTenant",
     "Popularity",
     "Predictor",
     "Provenance",
     "RankFusion",
     "Recalled",
     "StreamingFactorization",
+    "TenantMismatch",
     "replay_into",
+    "tenant_part",
 ]

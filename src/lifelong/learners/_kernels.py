@@ -3,27 +3,74 @@
 One event touches a handful of rows of width ``dim``; in NumPy that is dozens of small array operations
 whose call overhead (~1 µs each) dominates the arithmetic. These kernels do the same updates in one
 compiled loop, in place on the :class:`~lifelong.learners.id_table.IdTable` arrays. They are compiled on
-first use and cached on disk (``cache=True``). The maths is documented where they are called:
-:mod:`lifelong.learners.factorization` (squared loss) and :mod:`lifelong.learners.implicit` (BPR).
+first use and cached on disk (``cache=True``; :func:`numba_cache_dir` keeps a read-only install working).
+The maths is documented where they are called: :mod:`lifelong.learners.factorization` (squared loss) and
+:mod:`lifelong.learners.implicit` (BPR).
 """
 
 from __future__ import annotations
 
+import atexit
 import math
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
-from numba import njit
+
+
+def _writable(path: Path) -> bool:
+    """True when ``path`` is, or could be created as, a directory this process can write to."""
+    for folder in (path, *path.parents):  # the nearest part that exists decides
+        if folder.exists():
+            return folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)
+    return False
+
+
+def numba_cache_dir() -> str | None:
+    """Where numba should cache compiled kernels when it would find nowhere itself, else None.
+
+    With ``cache=True`` numba refuses to compile (at import) when neither the package's ``__pycache__``
+    (a read-only install) nor the user cache (no writable HOME) can be written and NUMBA_CACHE_DIR is
+    unset. Then this returns a fresh temporary directory, or "" when even that fails: compile uncached.
+    """
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return None
+    try:
+        user_cache = Path(os.environ.get("XDG_CACHE_HOME") or Path("~/.cache").expanduser()) / "numba"
+    except RuntimeError:  # no home directory at all
+        user_cache = None
+    if _writable(Path(__file__).parent / "__pycache__") or (user_cache is not None and _writable(user_cache)):
+        return None
+    try:
+        folder = tempfile.mkdtemp(prefix="lifelong-numba-")
+    except OSError:
+        return ""
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
+_CACHE_DIR = numba_cache_dir()
+if _CACHE_DIR:
+    os.environ["NUMBA_CACHE_DIR"] = _CACHE_DIR  # read when numba is first imported (and on reloads)
+    if "numba" in sys.modules:  # imported already: numba read its configuration then
+        sys.modules["numba"].config.CACHE_DIR = _CACHE_DIR
+CACHE = _CACHE_DIR != ""  # False: nowhere to write, compile in every process
+
+from numba import njit  # noqa: E402  (after the cache directory is settled)
 
 EPS = 1e-8
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=CACHE, fastmath=True)
 def _adagrad_scalar(values: np.ndarray, squares: np.ndarray, row: int, grad: float, lr: float) -> None:
     squares[row] += grad * grad
     values[row] -= lr * grad / math.sqrt(squares[row] + EPS)
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=CACHE, fastmath=True)
 def _side(
     bias: np.ndarray,
     vec: np.ndarray,
@@ -47,7 +94,7 @@ def _side(
     return total
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=CACHE, fastmath=True)
 def _adagrad_rows(
     bias: np.ndarray,
     bias_g2: np.ndarray,
@@ -68,7 +115,7 @@ def _adagrad_rows(
         vec[row, d] -= lr * g / math.sqrt(vec_g2[row, d] + EPS)
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=CACHE, fastmath=True)
 def squared_loss_step(
     mean: float,
     user_bias: np.ndarray,
@@ -119,7 +166,7 @@ def squared_loss_step(
     return prediction
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=CACHE, fastmath=True)
 def bpr_step(
     p: np.ndarray,
     p_g2: np.ndarray,

@@ -89,6 +89,7 @@ class EpsilonGreedy(_ItemPolicy):
         return {"epsilon": self.epsilon, "seed": self.seed, **self.model.config()}
 
     def predict(self, observation: JSON, scope: Scope | None = None) -> int:
+        self.check_scope(scope)
         user, n = _context(observation)
         rng = self._rng(user)
         self._acts += 1
@@ -117,6 +118,7 @@ class LinUCB(_ItemPolicy):
         return self.model.users.arrays["vec"][row].copy() if row is not None else np.zeros(self.model.dim)
 
     def predict(self, observation: JSON, scope: Scope | None = None) -> int:
+        self.check_scope(scope)
         user, n = _context(observation)
         self._acts += 1
         x = self._user_vector(user)

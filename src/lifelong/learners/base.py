@@ -12,6 +12,18 @@ from in :attr:`Learner.provenance` (principle 1).
 
 Subclasses implement ``_learn`` (return True when the state changed), ``_get_state`` and ``_set_state``;
 the public methods here keep the version counter and the frozen switch consistent for all of them.
+
+Tenants never share learned state. A learner is either
+
+- ``tenancy = "per_tenant"``: it keys every piece of state by the step's tenant itself (the context
+  learners, the per-tenant experts, :class:`~lifelong.learners.tenancy.PerTenant`); or
+- ``tenancy = "single"`` (the default): one instance learns for one tenant. It binds to the tenant of
+  the first step it learns, refuses steps and reads (:meth:`Learner.check_scope`) from any other with
+  :class:`TenantMismatch`, and the binding is part of its state. Wrap it in ``PerTenant(factory)`` to
+  serve many tenants.
+
+Whether *items* are shared across the users of one tenant is each learner's own documented setting
+(``per_user`` for the context learners; the recommenders share item parameters by design).
 """
 
 from __future__ import annotations
@@ -19,10 +31,16 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 from lifelong.errors import InvalidInput
 from lifelong.experience.records import JSON, Scope, Step
+
+Tenancy = Literal["per_tenant", "single"]
+
+
+class TenantMismatch(InvalidInput):
+    """A single-tenant learner was handed a step or a request of another tenant."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +73,13 @@ class Provenance:
         for link in links:
             self._pending.setdefault((link.item, link.interaction_id), Scope(link.tenant, user=link.user))
 
+    def discard(self, interaction_ids: set[str]) -> int:
+        """Drop the pending links of ``interaction_ids`` (their interactions were erased)."""
+        doomed = [key for key in self._pending if key[1] in interaction_ids]
+        for key in doomed:
+            del self._pending[key]
+        return len(doomed)
+
     def drain(self) -> list[Link]:
         links = [Link(item, id_, scope.tenant, scope.user) for (item, id_), scope in self._pending.items()]
         self._pending.clear()
@@ -70,10 +95,26 @@ class Learner(ABC):
     #: Name under which versions are stored; defaults to the class name.
     name: str = ""
 
+    #: How the learner keeps tenants apart (see the module docstring).
+    tenancy: ClassVar[Tenancy] = "single"
+
+    #: True when ``forget_user`` removes everything the learner took from a user (itemised state);
+    #: False when shared parameters keep a forgotten user's updates until a rebuild from the log.
+    erases_in_place: ClassVar[bool] = False
+
+    #: Every learner class by name: how a stored state finds its class (e.g. to redact a snapshot).
+    registry: ClassVar[dict[str, type[Learner]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        Learner.registry.setdefault(cls.__name__, cls)
+
     def __init__(self) -> None:
         self.frozen = False
         self._version = 0
         self.provenance = Provenance()
+        #: The tenant a single-tenant learner learns for (bound by its first step).
+        self.tenant: str | None = None
         if not self.name:
             self.name = type(self).__name__
 
@@ -86,12 +127,29 @@ class Learner(ABC):
         """Learn from one step; returns True if the state changed. A frozen learner learns nothing."""
         if not isinstance(step, Step):
             raise InvalidInput(f"expected a Step, got {type(step).__name__}", field="step")
+        self.check_scope(step.interaction.scope)
         if self.frozen:
             return False
         changed = self._learn(step)
+        if self.tenancy == "single" and self.tenant is None:
+            self.tenant = step.interaction.scope.tenant
         if changed:
             self._version += 1
         return changed
+
+    def check_scope(self, scope: Scope | None) -> None:
+        """Refuse a step or request of another tenant than the one a single-tenant learner is bound to."""
+        if (
+            self.tenancy == "single"
+            and scope is not None
+            and self.tenant is not None
+            and scope.tenant != self.tenant
+        ):
+            raise TenantMismatch(
+                f"{self.name} learns for tenant {self.tenant!r} and cannot serve tenant {scope.tenant!r}; "
+                "give each tenant its own learner, e.g. PerTenant(factory)",
+                field="scope.tenant",
+            )
 
     def learn_many(self, steps: Iterable[Step]) -> int:
         """Learn from steps in order (e.g. a replay of the log); returns how many changed the state."""
@@ -101,13 +159,24 @@ class Learner(ABC):
         self.frozen = True
         return self
 
+    @classmethod
+    def redact_state(
+        cls, state: dict[str, Any], interaction_ids: set[str], scope: Scope | None = None
+    ) -> dict[str, Any] | None:
+        """A stored ``state`` without what ``interaction_ids`` contributed, or None when the learner
+        cannot separate it (shared parameters: its snapshots are erased, the learner rebuilt)."""
+        return None
+
     def state_dict(self) -> dict[str, Any]:
         """The learned state: JSON values and NumPy arrays, detached from the learner (a copy)."""
-        return {
+        state: dict[str, Any] = {
             "learner": type(self).__name__,
             "version": self._version,
             "state": self._get_state(),
         }
+        if self.tenancy == "single":
+            state["tenant"] = self.tenant
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a state produced by :meth:`state_dict` of the same kind of learner."""
@@ -116,8 +185,12 @@ class Learner(ABC):
                 f"state of {state.get('learner')!r} cannot be loaded into {type(self).__name__}",
                 field="state",
             )
+        tenant = state.get("tenant")
+        if tenant is not None and not isinstance(tenant, str):
+            raise InvalidInput("tenant must be a string", field="state.tenant")
         self._set_state(state["state"])
         self._version = int(state["version"])
+        self.tenant = tenant
 
     def config(self) -> dict[str, JSON]:
         """Hyper-parameters, for reports. Override to list them."""

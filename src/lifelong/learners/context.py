@@ -43,6 +43,14 @@ from lifelong.models.base import CachedEmbedder, Embedder, embed_one
 RERANK_FACTOR = 8
 RERANK_MIN = 32
 
+#: An item keeps the ids of at most this many of the interactions that confirmed it (the first and the
+#: latest); :attr:`Item.source_users` keeps every distinct user, and the version store's provenance
+#: keeps every link — so a budget bounds the state however often one input is confirmed.
+MAX_SOURCES = 64
+
+#: Retired (superseded or dropped) items kept per scope for inspection, by default.
+HISTORY_LIMIT = 100
+
 #: Inputs at least this similar are the same input (re-phrasings score lower).
 SAME_INPUT = 0.995
 
@@ -151,7 +159,14 @@ ScopeKey = tuple[str, str | None]
 
 
 class ContextLearner(Learner):
-    """Base of the learners whose state is scoped text items found by embedding similarity."""
+    """Base of the learners whose state is scoped text items found by embedding similarity.
+
+    Every item belongs to one tenant (and, with ``per_user``, one user); recall only ever searches the
+    request's own scope, so tenants never see each other's items.
+    """
+
+    tenancy = "per_tenant"
+    erases_in_place = True
 
     def __init__(
         self,
@@ -164,6 +179,7 @@ class ContextLearner(Learner):
         w_recency: float = 0.05,
         w_usefulness: float = 0.2,
         half_life: float = 7 * 24 * 3600.0,
+        history_limit: int = HISTORY_LIMIT,
     ) -> None:
         super().__init__()
         for name, value in (("k", k), ("budget", budget)):
@@ -179,8 +195,12 @@ class ContextLearner(Learner):
         self.w_recency = w_recency
         self.w_usefulness = w_usefulness
         self.half_life = half_life
+        if history_limit < 0:
+            raise InvalidInput(f"must be >= 0, got {history_limit}", field="history_limit")
+        self.history_limit = history_limit
         self.items: dict[str, Item] = {}
         self._indexes: dict[ScopeKey, VectorIndex] = {}
+        self._retired: dict[ScopeKey, list[str]] = {}  # retired item ids per scope, oldest first
 
     # ------------------------------------------------------------------ reading
 
@@ -317,6 +337,9 @@ class ContextLearner(Learner):
         """``step`` confirms ``item`` again: add it as a source and refresh it."""
         if step.interaction.id not in item.sources:
             item.sources.append(step.interaction.id)
+            if len(item.sources) > MAX_SOURCES:
+                del item.sources[1]  # keep the first and the latest
+        if step.interaction.scope.user not in item.source_users:
             item.source_users.append(step.interaction.scope.user)
         item.touched = max(item.touched, step.interaction.time)
         self.provenance.record(item.id, step)
@@ -326,6 +349,10 @@ class ContextLearner(Learner):
         item.status = status
         item.replaced_by = replaced_by
         self._unindex(item)
+        retired = self._retired.setdefault((item.tenant, item.user), [])
+        retired.append(item.id)
+        while len(retired) > self.history_limit:  # the oldest leave the history for good
+            self.items.pop(retired.pop(0), None)
 
     def _unindex(self, item: Item) -> None:
         index = self._indexes.get((item.tenant, item.user))
@@ -352,14 +379,62 @@ class ContextLearner(Learner):
 
     # ------------------------------------------------------------------ erasure and state
 
-    def forget_user(self, user: str) -> bool:
-        """Delete every item (active or in history) derived from any interaction of ``user``."""
-        doomed = [item for item in self.items.values() if user in item.source_users or item.user == user]
+    def forget_user(self, user: str, tenant: str = "default") -> bool:
+        """Delete every item of ``tenant`` (active or in history) derived from any interaction of
+        ``user``, or held for them; items of other tenants are never touched. An item that also came
+        from other users goes too (a rebuild from the remaining log recreates their part)."""
+        doomed = [
+            item
+            for item in self.items.values()
+            if item.tenant == tenant and (user in item.source_users or item.user == user)
+        ]
         for item in doomed:
             self._unindex(item)
             del self.items[item.id]
-        self._indexes = {key: index for key, index in self._indexes.items() if len(index) or key[1] != user}
+        self._indexes = {
+            key: index for key, index in self._indexes.items() if len(index) or key != (tenant, user)
+        }
+        gone = {item.id for item in doomed}
+        self._retired = {key: [i for i in ids if i not in gone] for key, ids in self._retired.items()}
+        for item in self.items.values():
+            if item.replaced_by in gone:
+                item.replaced_by = None  # its successor came from the forgotten user
         return bool(doomed)
+
+    @classmethod
+    def redact_state(
+        cls, state: dict[str, Any], interaction_ids: set[str], scope: Scope | None = None
+    ) -> dict[str, Any] | None:
+        """``state`` (a :meth:`state_dict`) without the items any of ``interaction_ids`` contributed to,
+        or that ``scope``'s user (or tenant, when it names no user) is among the sources of: how a version
+        store erases a forgotten user from old snapshots of a context learner."""
+        inner = state["state"]
+
+        def theirs(item: dict[str, Any]) -> bool:
+            if interaction_ids.intersection(item.get("sources") or []):
+                return True
+            if scope is None or item.get("tenant") != scope.tenant:
+                return False
+            return scope.user is None or scope.user in (item.get("source_users") or []) or (
+                item.get("user") == scope.user
+            )
+
+        keep = [row for row, item in enumerate(inner["items"]) if not theirs(item)]
+        kept = set(keep)
+        gone = {item["id"] for row, item in enumerate(inner["items"]) if row not in kept}
+        items = [
+            {**item, "replaced_by": None} if item.get("replaced_by") in gone else item
+            for item in (inner["items"][row] for row in keep)
+        ]
+        vectors = np.asarray(inner["vectors"])
+        return {
+            **state,
+            "state": {
+                **inner,
+                "items": items,
+                "vectors": vectors[keep] if len(vectors) else vectors,
+            },
+        }
 
     def derived_from(self, interaction_ids: Iterable[str]) -> list[Item]:
         """Items (active or not) that any of ``interaction_ids`` contributed to."""
@@ -382,12 +457,15 @@ class ContextLearner(Learner):
     def _set_state(self, state: dict[str, Any]) -> None:
         self.items = {}
         self._indexes = {}
+        self._retired = {}
         vectors = np.asarray(state["vectors"], dtype=np.float32)
         for data, vector in zip(state["items"], vectors, strict=True):
             item = Item(**data)
             self.items[item.id] = item
             if item.active:
                 self._index((item.tenant, item.user)).add(item.id, vector)
+            else:
+                self._retired.setdefault((item.tenant, item.user), []).append(item.id)
 
     def config(self) -> dict[str, JSON]:
         return {

@@ -74,8 +74,9 @@ class CoVisitation(Predictor):
         }
 
     # -- prediction ---------------------------------------------------------------------------------
-    def scores(self, user: str) -> tuple[list[str], np.ndarray]:
+    def scores(self, user: str, *, scope: Scope | None = None) -> tuple[list[str], np.ndarray]:
         """Every known item and its co-visitation score for ``user``'s latest items."""
+        self.check_scope(scope)
         keys = list(self.items.rows)
         rows = np.fromiter(self.items.rows.values(), dtype=np.int64, count=len(keys))
         by_row = np.full(self.items.capacity, -1, dtype=np.int64)
@@ -94,11 +95,15 @@ class CoVisitation(Predictor):
         return keys, scores
 
     def predict(self, observation: JSON, scope: Scope | None = None) -> float:
+        self.check_scope(scope)
         user, item = user_item(observation)
         keys, scores = self.scores(user)
         return float(scores[keys.index(item)]) if item in self.items else 0.0
 
-    def rank(self, user: str, k: int = 10, exclude: Sequence[str] = ()) -> list[str]:
+    def rank(
+        self, user: str, k: int = 10, exclude: Sequence[str] = (), *, scope: Scope | None = None
+    ) -> list[str]:
+        self.check_scope(scope)
         """The k items most co-visited with ``user``'s latest ones (ties: more popular first)."""
         if k < 1:
             raise InvalidInput(f"must be >= 1, got {k}", field="k")
@@ -132,8 +137,10 @@ class CoVisitation(Predictor):
         self.provenance.record(f"user:{user}", step)
         return True
 
-    def forget_user(self, user: str) -> bool:
+    def forget_user(self, user: str, tenant: str = "default") -> bool:
         """Drop the user's recent items. Their co-visits stay in the shared counts until a rebuild."""
+        if self.tenant is not None and tenant != self.tenant:
+            return False  # this learner holds nothing of that tenant
         return self.history.pop(str(user), None) is not None
 
     def expire(self, now: float) -> list[str]:

@@ -254,6 +254,7 @@ class ELLA(Predictor):
         return sigmoid(z) if self.loss == "logistic" else np.asarray(z)
 
     def predict(self, observation: JSON, scope: Scope | None = None) -> JSON:
+        self.check_scope(scope)
         task, X, single = _task_batch(observation)
         values = self.predict_task(task, X)
         return float(values[0]) if single else values.tolist()

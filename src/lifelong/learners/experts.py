@@ -320,6 +320,8 @@ class Prototypes(ScoringExpert):
     label). Tenants never share a class mean.
     """
 
+    tenancy = "per_tenant"
+
     name = "Prototypes"
 
     def __init__(self, embedder: Embedder, *, temperature: float = 0.05) -> None:
@@ -380,6 +382,8 @@ class EmbeddingSoftmax(ScoringExpert):
     experience replay; Rolnick et al., NeurIPS 2019). Draws come from a generator seeded by the step
     count: replaying the log rebuilds the same weights.
     """
+
+    tenancy = "per_tenant"
 
     name = "EmbeddingSoftmax"
 

@@ -159,6 +159,7 @@ class StreamingFactorization(Predictor):
         return scores + (self.mean + user_bias)
 
     def predict(self, observation: JSON, scope: Scope | None = None) -> float:
+        self.check_scope(scope)
         user, item = user_item(observation)
         return self.score(user, item)
 
@@ -191,7 +192,10 @@ class StreamingFactorization(Predictor):
             )
         return self._catalog[1]
 
-    def rank(self, user: str, k: int = 10, exclude: Sequence[str] = ()) -> list[str]:
+    def rank(
+        self, user: str, k: int = 10, exclude: Sequence[str] = (), *, scope: Scope | None = None
+    ) -> list[str]:
+        self.check_scope(scope)
         """The k known items with the highest predicted score for ``user`` (vectorised over items)."""
         if k < 1:
             raise InvalidInput(f"must be >= 1, got {k}", field="k")
@@ -241,8 +245,10 @@ class StreamingFactorization(Predictor):
         self.provenance.record(f"item:{item}", step)
         return True
 
-    def forget_user(self, user: str) -> bool:
+    def forget_user(self, user: str, tenant: str = "default") -> bool:
         """Drop the user's row. What they taught shared item rows stays until a rebuild from the log."""
+        if self.tenant is not None and tenant != self.tenant:
+            return False  # this learner holds nothing of that tenant
         return self.users.remove(str(user))
 
     def expire(self, now: float) -> tuple[list[str], list[str]]:

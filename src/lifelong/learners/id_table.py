@@ -11,6 +11,10 @@ the same for NumPy parameter rows:
   new id costs amortised O(1);
 - ``expire(now)`` evicts ids unseen for more than ``ttl`` seconds and zeroes their rows;
 - ``remove(id)`` forgets one id (a user's right to be forgotten).
+
+Ids seen fewer than ``min_count`` times wait in ``pending`` with the time they were last seen; they
+expire like admitted ids, and at most ``max_pending`` wait at once (the least recently seen go first),
+so a stream of one-off ids cannot grow the table or its snapshot without bound.
 """
 
 from __future__ import annotations
@@ -27,9 +31,15 @@ from lifelong.errors import InvalidInput
 class IdTable:
     """Maps string ids to rows of the arrays registered with :meth:`register`."""
 
-    def __init__(self, *, min_count: int = 1, ttl: float = math.inf, capacity: int = 64) -> None:
+    def __init__(
+        self, *, min_count: int = 1, ttl: float = math.inf, capacity: int = 64, max_pending: int = 100_000
+    ) -> None:
         if min_count < 1:
             raise InvalidInput(f"must be >= 1, got {min_count}", field="min_count")
+        if max_pending < 1:
+            raise InvalidInput(f"must be >= 1, got {max_pending}", field="max_pending")
+        self.max_pending = int(max_pending)
+        self.pending_seen: dict[str, float] = {}  # last sighting of each pending id (insertion = LRU order)
         if not ttl > 0:
             raise InvalidInput(f"must be > 0 seconds, got {ttl}", field="ttl")
         self.min_count, self.ttl = int(min_count), float(ttl)
@@ -71,8 +81,15 @@ class IdTable:
         seen = self.pending.get(key, 0) + 1
         if seen < self.min_count:
             self.pending[key] = seen
+            self.pending_seen.pop(key, None)
+            self.pending_seen[key] = now  # re-inserted: the dict's order is least recently seen first
+            while len(self.pending_seen) > self.max_pending:
+                oldest = next(iter(self.pending_seen))
+                del self.pending_seen[oldest]
+                self.pending.pop(oldest, None)
             return None
         self.pending.pop(key, None)
+        self.pending_seen.pop(key, None)
         return self._admit(key, now)
 
     def seeded_row(
@@ -110,6 +127,7 @@ class IdTable:
     def remove(self, key: str) -> bool:
         """Forget ``key``: its row is reset and recycled. True if it was admitted."""
         self.pending.pop(key, None)
+        self.pending_seen.pop(key, None)
         row = self.rows.pop(key, None)
         if row is None:
             return False
@@ -124,6 +142,9 @@ class IdTable:
         """Evict every id unseen for more than ``ttl`` seconds; returns them."""
         if math.isinf(self.ttl):
             return []
+        for key in [key for key, seen in self.pending_seen.items() if now - seen > self.ttl]:
+            del self.pending_seen[key]
+            self.pending.pop(key, None)
         old = [key for key, seen in self.last_seen.items() if now - seen > self.ttl]
         for key in old:
             self.remove(key)
@@ -137,6 +158,8 @@ class IdTable:
             "rows": dict(self.rows),
             "last_seen": dict(self.last_seen),
             "pending": dict(self.pending),
+            "pending_seen": dict(self.pending_seen),
+            "max_pending": self.max_pending,
             "free": list(self.free),
             "arrays": {name: array.copy() for name, array in self.arrays.items()},
             "fill": dict(self._fill),
@@ -145,12 +168,16 @@ class IdTable:
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> IdTable:
         table = cls(
-            min_count=int(state["min_count"]), ttl=math.inf if state["ttl"] is None else float(state["ttl"])
+            min_count=int(state["min_count"]),
+            ttl=math.inf if state["ttl"] is None else float(state["ttl"]),
+            max_pending=int(state.get("max_pending", 100_000)),
         )
         table.capacity = int(state["capacity"])
         table.rows = {str(k): int(v) for k, v in state["rows"].items()}
         table.last_seen = {str(k): float(v) for k, v in state["last_seen"].items()}
         table.pending = {str(k): int(v) for k, v in state["pending"].items()}
+        seen = state.get("pending_seen") or {}
+        table.pending_seen = {key: float(seen.get(key, 0.0)) for key in table.pending}
         table.free = [int(r) for r in state["free"]]
         table.arrays = {name: np.array(array) for name, array in state["arrays"].items()}
         table._fill = {name: float(v) for name, v in state["fill"].items()}

@@ -129,8 +129,9 @@ class ImplicitFactorization(Predictor):
         return self.items.arrays["a"][rows].mean(axis=0) if rows else None
 
     # -- prediction ---------------------------------------------------------------------------------
-    def scores(self, user: str) -> tuple[list[str], np.ndarray]:
+    def scores(self, user: str, *, scope: Scope | None = None) -> tuple[list[str], np.ndarray]:
         """Every known item and its score x̂(user, item | recent items)."""
+        self.check_scope(scope)
         keys, rows = self.known_items()
         a = self.items.arrays
         scores = a["b"][rows].copy()
@@ -143,6 +144,7 @@ class ImplicitFactorization(Predictor):
         return keys, scores
 
     def predict(self, observation: JSON, scope: Scope | None = None) -> float:
+        self.check_scope(scope)
         """The ranking score of ``{"user", "item"}`` (higher = more likely next; not a rating)."""
         user, item = user_item(observation)
         i = self.items.get(item)
@@ -158,7 +160,10 @@ class ImplicitFactorization(Predictor):
             value += float(a["c"][i] @ context)
         return value
 
-    def rank(self, user: str, k: int = 10, exclude: Sequence[str] = ()) -> list[str]:
+    def rank(
+        self, user: str, k: int = 10, exclude: Sequence[str] = (), *, scope: Scope | None = None
+    ) -> list[str]:
+        self.check_scope(scope)
         """The k known items with the highest score for ``user``, leaving out ``exclude``."""
         if k < 1:
             raise InvalidInput(f"must be >= 1, got {k}", field="k")
@@ -199,8 +204,10 @@ class ImplicitFactorization(Predictor):
             self.learning_rate, self.reg,
         )  # fmt: skip
 
-    def forget_user(self, user: str) -> bool:
+    def forget_user(self, user: str, tenant: str = "default") -> bool:
         """Drop the user's row and context. What they taught item rows stays until a rebuild."""
+        if self.tenant is not None and tenant != self.tenant:
+            return False  # this learner holds nothing of that tenant
         self.recent.pop(str(user), None)
         return self.users.remove(str(user))
 

@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from lifelong.errors import InvalidInput
-from lifelong.experience.records import JSON, Step
+from lifelong.experience.records import JSON, Scope, Step
 from lifelong.learners.context import (
     SAME_INPUT,
     ContextLearner,
@@ -49,6 +49,13 @@ from lifelong.learners.context import (
 from lifelong.models.base import Embedder
 
 QUOTE_LIMIT = 120
+
+
+#: Deltas kept in the state (the newest); every delta can be rebuilt from the log.
+MAX_DELTAS = 1000
+
+#: Wrong answers one lesson rules out (the latest).
+MAX_WRONGS = 16
 
 
 class Lessons(ContextLearner):
@@ -78,6 +85,8 @@ class Lessons(ContextLearner):
         self.deltas: list[dict[str, JSON]] = []
 
     def _delta(self, op: str, item: Item, step: Step | None = None) -> None:
+        if len(self.deltas) >= MAX_DELTAS:  # the log is the full record; the state keeps the latest
+            del self.deltas[: len(self.deltas) - MAX_DELTAS + 1]
         self.deltas.append(
             {
                 "op": op,
@@ -104,6 +113,7 @@ class Lessons(ContextLearner):
                 assert isinstance(wrongs, list)
                 if wrong not in wrongs:
                     wrongs.append(wrong)
+                    del wrongs[:-MAX_WRONGS]  # a lesson names the latest wrong answers it rules out
                     old.text = _lesson_text(old.query, old.payload["right"], wrongs)
                 self._delta("merge", old, step)
                 return True
@@ -130,11 +140,33 @@ class Lessons(ContextLearner):
     def _after_evict(self, item: Item) -> None:
         self._delta("evict", item)
 
-    def forget_user(self, user: str) -> bool:
-        removed = {i for i, item in self.items.items() if user in item.source_users or item.user == user}
-        changed = super().forget_user(user)
-        self.deltas = [d for d in self.deltas if d["item"] not in removed]
+    def forget_user(self, user: str, tenant: str = "default") -> bool:
+        doomed = [
+            item
+            for item in self.items.values()
+            if item.tenant == tenant and (user in item.source_users or item.user == user)
+        ]
+        removed = {item.id for item in doomed}
+        sources = {source for item in doomed for source in item.sources}
+        changed = super().forget_user(user, tenant)
+        self.deltas = [d for d in self.deltas if d["item"] not in removed and d["source"] not in sources]
         return changed
+
+    @classmethod
+    def redact_state(
+        cls, state: dict[str, Any], interaction_ids: set[str], scope: Scope | None = None
+    ) -> dict[str, Any] | None:
+        redacted = super().redact_state(state, interaction_ids, scope)
+        assert redacted is not None
+        kept = {item["id"] for item in redacted["state"]["items"]}
+        dropped = {item["id"] for item in state["state"]["items"]} - kept
+        inner = redacted["state"]
+        inner["deltas"] = [
+            d
+            for d in inner.get("deltas", [])
+            if d["item"] not in dropped and d["source"] not in interaction_ids
+        ]
+        return redacted
 
     def _get_state(self) -> dict[str, Any]:
         return {**super()._get_state(), "deltas": [dict(d) for d in self.deltas]}

@@ -132,15 +132,18 @@ class OnlineSoftmax(Predictor):
 
     def scores(self, observation: JSON, scope: Scope | None = None) -> dict[str, float]:
         """Every class's probability (an expert's score table)."""
+        self.check_scope(scope)
         return self.predict_proba(observation)
 
     def propose(self, observation: JSON, scope: Scope | None = None, k: int = 3) -> list[tuple[JSON, float]]:
         """The ``k`` most probable classes with their probabilities (an expert's proposal)."""
+        self.check_scope(scope)
         ranked = sorted(self.predict_proba(observation).items(), key=lambda kv: -kv[1])
         return [(label, float(p)) for label, p in ranked[:k]]
 
     def predict(self, observation: JSON, scope: Scope | None = None) -> str | None:
         """The most probable class, or None (abstain) before any class is known."""
+        self.check_scope(scope)
         text = text_of(observation)
         if not self.classes:
             return None

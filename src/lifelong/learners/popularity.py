@@ -73,8 +73,11 @@ class Popularity(Predictor):
         self.provenance.record(f"item:{observation['item']}", step)
         return True
 
-    def scores(self, user: str | None = None) -> tuple[list[str], np.ndarray]:
+    def scores(
+        self, user: str | None = None, *, scope: Scope | None = None
+    ) -> tuple[list[str], np.ndarray]:
         """Every item and its decayed count (the same for every user)."""
+        self.check_scope(scope)
         keys = list(self.items.rows)
         rows = np.fromiter(self.items.rows.values(), dtype=np.int64, count=len(keys))
         a = self.items.arrays
@@ -82,6 +85,7 @@ class Popularity(Predictor):
         return keys, a["count"][rows] * self._decay(elapsed)
 
     def predict(self, observation: JSON, scope: Scope | None = None) -> float:
+        self.check_scope(scope)
         if not isinstance(observation, dict) or "item" not in observation:
             raise InvalidInput('expected {"item": ...}', field="observation")
         row = self.items.get(str(observation["item"]))
@@ -90,7 +94,15 @@ class Popularity(Predictor):
         a = self.items.arrays
         return float(a["count"][row] * self._decay(max(0.0, self.now - a["time"][row])))
 
-    def rank(self, user: str | None = None, k: int = 10, exclude: Sequence[str] = ()) -> list[str]:
+    def rank(
+        self,
+        user: str | None = None,
+        k: int = 10,
+        exclude: Sequence[str] = (),
+        *,
+        scope: Scope | None = None,
+    ) -> list[str]:
+        self.check_scope(scope)
         """The k items with the largest decayed counts (the same list for every user)."""
         keys, scores = self.scores()
         banned = set(map(str, exclude))

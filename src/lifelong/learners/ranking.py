@@ -71,9 +71,12 @@ class RankFusion(Predictor):
             **{n: m.config() for n, m in self.members.items()},
         }
 
-    def scores(self, user: str, exclude: Sequence[str] = ()) -> tuple[list[str], np.ndarray]:
+    def scores(
+        self, user: str, exclude: Sequence[str] = (), *, scope: Scope | None = None
+    ) -> tuple[list[str], np.ndarray]:
         """Every item any member knows with its fused score; ``exclude`` is left out of the members'
         rankings (and scores −inf)."""
+        self.check_scope(scope)
         banned = set(map(str, exclude))
         per_member = [(name, *member.scores(user)) for name, member in self.members.items()]  # type: ignore[attr-defined]
         universe = list(dict.fromkeys(key for _, keys, _ in per_member for key in keys))
@@ -93,11 +96,15 @@ class RankFusion(Predictor):
         return universe, fused
 
     def predict(self, observation: JSON, scope: Scope | None = None) -> float:
+        self.check_scope(scope)
         user, item = user_item(observation)
         keys, fused = self.scores(user)
         return float(fused[keys.index(item)]) if item in keys else 0.0
 
-    def rank(self, user: str, k: int = 10, exclude: Sequence[str] = ()) -> list[str]:
+    def rank(
+        self, user: str, k: int = 10, exclude: Sequence[str] = (), *, scope: Scope | None = None
+    ) -> list[str]:
+        self.check_scope(scope)
         if k < 1:
             raise InvalidInput(f"must be >= 1, got {k}", field="k")
         keys, fused = self.scores(user, exclude)
@@ -111,9 +118,11 @@ class RankFusion(Predictor):
                 self.provenance.extend(member.provenance.drain())
         return changed
 
-    def forget_user(self, user: str) -> bool:
-        """Forget ``user`` in every member that keeps per-user state."""
-        dropped = [getattr(m, "forget_user", lambda _: False)(user) for m in self.members.values()]
+    def forget_user(self, user: str, tenant: str = "default") -> bool:
+        """Forget ``user`` of ``tenant`` in every member that keeps per-user state."""
+        dropped = [
+            getattr(m, "forget_user", lambda *_: False)(user, tenant) for m in self.members.values()
+        ]
         return any(dropped)
 
     def _get_state(self) -> dict[str, Any]:

@@ -15,7 +15,7 @@ deterministic — for tests and for a first run before a neural embedder is inst
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -120,3 +120,10 @@ class CachedEmbedder:
         while len(self._cache) > self.size:
             self._cache.popitem(last=False)
         return out
+
+    def holds(self, text: str) -> bool:
+        return text in self._cache
+
+    def forget(self, texts: Iterable[str]) -> int:
+        """Drop the cached vectors of ``texts`` (an erased user's); returns how many were cached."""
+        return sum(self._cache.pop(text, None) is not None for text in texts)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import zipfile
+import zlib
 from typing import Any
 
 import numpy as np
@@ -73,10 +75,29 @@ def decode(blob: bytes) -> dict[str, Any]:
         with np.load(io.BytesIO(blob), allow_pickle=False) as archive:
             tree = json.loads(archive[_TREE].tobytes().decode("utf-8"))
             arrays = {k: archive[k] for k in archive.files if k != _TREE}
-    except (ValueError, OSError, KeyError) as exc:
-        raise InvalidInput(f"not a lifelong state snapshot ({exc})", field="snapshot") from exc
-    result = _join(tree, arrays)
-    assert isinstance(result, dict)
+    except (
+        ValueError,
+        OSError,
+        KeyError,
+        EOFError,
+        TypeError,
+        AttributeError,
+        RecursionError,
+        zipfile.BadZipFile,
+        zlib.error,
+    ) as exc:
+        # ValueError covers bad JSON and bad UTF-8; a truncated or swapped archive lands here too.
+        raise InvalidInput(
+            f"not a lifelong state snapshot ({type(exc).__name__}: {exc})", field="snapshot"
+        ) from None
+    try:
+        result = _join(tree, arrays)
+    except (KeyError, TypeError, RecursionError) as exc:
+        raise InvalidInput(
+            f"snapshot tree is malformed ({type(exc).__name__}: {exc})", field="snapshot"
+        ) from None
+    if not isinstance(result, dict):
+        raise InvalidInput("snapshot does not hold a state dict", field="snapshot")
     return result
 
 

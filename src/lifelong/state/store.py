@@ -15,6 +15,8 @@ from interaction X" and "what was derived from user U".
 >>> store = VersionStore(os.path.join(tempfile.mkdtemp(), "state.db"))
 >>> model = OnlineSoftmax()
 >>> v1 = store.commit(model, message="empty")
+>>> store.promote(model.name, v1.version).promoted
+True
 >>> i = Interaction(Scope(user="ada"), "card stolen")
 >>> _ = model.learn(Step(i, (Feedback.correction(i.id, "card_lost"),)))
 >>> v2 = store.commit(model)
@@ -22,7 +24,7 @@ from interaction X" and "what was derived from user U".
 True
 >>> [d.item for d in store.derived_from_user("ada")]
 ['weights']
->>> store.rollback(model.name).version      # back to the version promoted before: none → v1
+>>> store.rollback(model.name).version      # back to the version served before
 1
 
 Storage: the same URLs as the experience log (a file path or ``sqlite:///``, ``postgresql://``), so a
@@ -32,20 +34,31 @@ small SQLite index beside them.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lifelong.errors import InvalidInput, NotFound
+from lifelong.errors import Conflict, InvalidInput, LifelongError, NotFound
 from lifelong.experience.records import Scope
 from lifelong.files import atomic_open
 from lifelong.learners.base import Learner
 from lifelong.state.codec import decode, digest, encode
 from lifelong.state.diff import StateDiff, diff_states
 from lifelong.storage import Cursor, Database, open_database
+
+#: The digest of a version whose snapshot was erased (it held data of a forgotten user).
+ERASED = "erased"
+
+#: Longest learner name; names map to one snapshot folder each (see :func:`snapshot_folder`).
+MAX_NAME = 200
+
+
+class Tampered(LifelongError):
+    """A stored snapshot does not match the digest recorded when it was committed."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +71,11 @@ class VersionInfo:
     parent: int | None
     message: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def erased(self) -> bool:
+        """True when the snapshot was erased because it held data of a forgotten user."""
+        return self.digest == ERASED
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -113,6 +131,9 @@ def _ddl(dialect: str) -> list[str]:
             snapshot {blob},
             PRIMARY KEY (learner, version))""",
         "CREATE TABLE IF NOT EXISTS state_promoted (learner TEXT PRIMARY KEY, version INTEGER NOT NULL)",
+        # The last version number given out per learner: taken with one atomic upsert, so concurrent
+        # commits never compute the same MAX(version) + 1.
+        "CREATE TABLE IF NOT EXISTS state_counters (learner TEXT PRIMARY KEY, last INTEGER NOT NULL)",
         f"""CREATE TABLE IF NOT EXISTS state_history (
             seq {seq},
             learner TEXT NOT NULL,
@@ -120,6 +141,7 @@ def _ddl(dialect: str) -> list[str]:
             action TEXT NOT NULL,
             time DOUBLE PRECISION NOT NULL,
             detail TEXT NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS state_history_learner ON state_history (learner, seq)",
         """CREATE TABLE IF NOT EXISTS provenance (
             learner TEXT NOT NULL,
             item TEXT NOT NULL,
@@ -171,24 +193,26 @@ class VersionStore:
     def commit(
         self, learner: Learner, *, message: str = "", metrics: dict[str, Any] | None = None
     ) -> VersionInfo:
-        """Snapshot ``learner``'s state as a new version, with the provenance recorded since the last one."""
+        """Snapshot ``learner``'s state as a new version, with the provenance recorded since the last one.
+
+        Version numbers come from one atomic counter per learner, so concurrent commits (threads,
+        processes, PostgreSQL clients) each get their own number.
+        """
+        name = check_name(learner.name)
         state = learner.state_dict()
         blob = encode(state)
         links = learner.provenance.drain()
-        name = learner.name
         metrics_text = json.dumps(metrics or {}, sort_keys=True, default=float)
 
         def write(cur: Cursor) -> VersionInfo:
-            cur.execute("SELECT MAX(version) FROM state_versions WHERE learner = ?", (name,))
-            last = cur.fetchone()[0]
-            version = 1 if last is None else int(last) + 1
+            version = _next_version(cur, name)
             info = VersionInfo(
                 name,
                 version,
                 learner.version,
                 time.time(),
                 digest(state),
-                None if last is None else int(last),
+                version - 1 if version > 1 else None,
                 message,
                 metrics or {},
             )
@@ -227,8 +251,20 @@ class VersionStore:
 
     def _file(self, name: str, version: int) -> Path:
         assert self.snapshots_dir is not None
+        root = self.snapshots_dir.resolve()
+        path = (root / snapshot_folder(name) / f"{version:08d}.npz").resolve()
+        if path.parent.parent != root:  # cannot happen with snapshot_folder; checked all the same
+            raise InvalidInput(f"learner name {name!r} maps outside the snapshot directory", field="name")
+        return path
+
+    def _legacy_file(self, name: str, version: int) -> Path | None:
+        """Where stores before 0.12 kept the file (a lossy mapping; read-only fallback)."""
+        assert self.snapshots_dir is not None
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-        return self.snapshots_dir / safe / f"{version:08d}.npz"
+        if safe in ("", ".", ".."):
+            return None
+        path = self.snapshots_dir / safe / f"{version:08d}.npz"
+        return path if path.is_file() else None
 
     def _write_file(self, name: str, version: int, blob: bytes) -> None:
         path = self._file(name, version)
@@ -250,10 +286,18 @@ class VersionStore:
         return self.db.run(read, write=False)
 
     def info(self, name: str, version: int) -> VersionInfo:
-        for info in self.versions(name):
-            if info.version == version:
-                return info
-        raise NotFound(f"learner {name!r} has no version {version}")
+        def read(cur: Cursor) -> Any:
+            cur.execute(
+                "SELECT learner, version, learner_version, created, digest, parent, message, metrics "
+                "FROM state_versions WHERE learner = ? AND version = ?",
+                (name, version),
+            )
+            return cur.fetchone()
+
+        row = self.db.run(read, write=False)
+        if row is None:
+            raise NotFound(f"learner {name!r} has no version {version}")
+        return _info(row)
 
     def state(self, name: str, version: int | None = None) -> dict[str, Any]:
         """The state dict of ``version`` (default: the promoted one)."""
@@ -265,7 +309,7 @@ class VersionStore:
 
         def read(cur: Cursor) -> Any:
             cur.execute(
-                "SELECT snapshot FROM state_versions WHERE learner = ? AND version = ?",
+                "SELECT snapshot, digest FROM state_versions WHERE learner = ? AND version = ?",
                 (name, version),
             )
             return cur.fetchone()
@@ -273,12 +317,91 @@ class VersionStore:
         row = self.db.run(read, write=False)
         if row is None:
             raise NotFound(f"learner {name!r} has no version {version}")
-        if row[0] is None:
+        snapshot, stored_digest = row
+        if stored_digest == ERASED:
+            raise NotFound(f"version {version} of {name!r} was erased: it held data of a forgotten user")
+        if snapshot is None:
             path = self._file(name, version)
             if not path.is_file():
+                path = self._legacy_file(name, version) or path
+            if not path.is_file():
                 raise NotFound(f"snapshot file {path} of {name!r} version {version} is missing")
-            return decode(path.read_bytes())
-        return decode(bytes(row[0]))
+            blob = path.read_bytes()
+        else:
+            blob = bytes(snapshot)
+        try:
+            state = decode(blob)
+        except InvalidInput as exc:
+            raise Tampered(f"snapshot of {name!r} version {version} is unreadable: {exc.reason}") from None
+        if not hmac_equal(digest(state), stored_digest):
+            raise Tampered(
+                f"snapshot of {name!r} version {version} does not match the digest recorded at commit "
+                "(it was changed afterwards); restore another version"
+            )
+        return state
+
+    def snapshots(self) -> Iterator[tuple[str, int, dict[str, Any]]]:
+        """Every stored (learner, version, state), erased versions left out (the erasure scan)."""
+
+        def read(cur: Cursor) -> list[Any]:
+            cur.execute(
+                "SELECT learner, version FROM state_versions WHERE digest <> ? ORDER BY learner, version",
+                (ERASED,),
+            )
+            return list(cur.fetchall())
+
+        for name, version in self.db.run(read, write=False):
+            yield str(name), int(version), self.state(str(name), int(version))
+
+    def rewrite(self, name: str, version: int, state: dict[str, Any], *, reason: str) -> VersionInfo:
+        """Replace a version's snapshot by ``state`` (erasure redacts it); its new digest is stored and
+        the rewrite is recorded in the history. Nothing else may change a stored version."""
+        info = self.info(name, version)
+        blob = encode(state)
+        new_digest = digest(state)
+
+        def write(cur: Cursor) -> None:
+            if self.snapshots_dir is not None:
+                self._write_file(name, version, blob)
+            stored = None if self.snapshots_dir is not None else blob
+            cur.execute(
+                "UPDATE state_versions SET snapshot = ?, digest = ? WHERE learner = ? AND version = ?",
+                (stored, new_digest, name, version),
+            )
+            self._record(cur, name, version, "rewrite", {"reason": reason, "was": info.digest})
+
+        self.db.run(write)
+        return self.info(name, version)
+
+    def erase(self, name: str, version: int, *, reason: str) -> None:
+        """Delete a version's snapshot for good; the version stays as a tombstone that cannot be restored,
+        promoted or rolled back to."""
+        self.info(name, version)
+
+        def write(cur: Cursor) -> None:
+            cur.execute(
+                "UPDATE state_versions SET snapshot = NULL, digest = ? WHERE learner = ? AND version = ?",
+                (ERASED, name, version),
+            )
+            self._record(cur, name, version, "erase", {"reason": reason})
+
+        self.db.run(write)
+        if self.snapshots_dir is not None:
+            for path in (self._file(name, version), self._legacy_file(name, version)):
+                if path is not None:
+                    path.unlink(missing_ok=True)
+
+    def unpromote(self, name: str, *, reason: str) -> None:
+        """Serve no version of ``name`` (its promoted one is gone); recorded in the history."""
+        current = self.promoted(name)
+
+        def write(cur: Cursor) -> None:
+            cur.execute("DELETE FROM state_promoted WHERE learner = ?", (name,))
+            self._record(
+                cur, name, 0 if current is None else current.version, "unpromote", {"reason": reason}
+            )
+
+        self.db.run(write)
 
     def restore(self, learner: Learner, version: int | None = None) -> VersionInfo:
         """Load ``version`` (default: the promoted one) into ``learner``."""
@@ -300,16 +423,37 @@ class VersionStore:
         row = self.db.run(read, write=False)
         return None if row is None else self.info(name, int(row[0]))
 
-    def promote(self, name: str, version: int, *, gate: Gate | None = None) -> Promotion:
-        """Make ``version`` the one to serve, if ``gate`` (when given) passes; record the decision."""
-        self.info(name, version)  # NotFound for an unknown version
+    def promote(
+        self, name: str, version: int, *, gate: Gate | None = None, override: str | None = None
+    ) -> Promotion:
+        """Make ``version`` the one to serve, if ``gate`` (when given) passes; record the decision.
+
+        A version whose last gate verdict was a failure is never served again without a gate that now
+        passes it, or an explicit ``override`` (the reason, kept in the history).
+        """
+        info = self.info(name, version)  # NotFound for an unknown version
+        if info.erased:
+            raise NotFound(f"version {version} of {name!r} was erased: it held data of a forgotten user")
         current = self.promoted(name)
         verdict = None
         if gate is not None:
             current_state = None if current is None else self.state(name, current.version)
-            verdict = gate(self.state(name, version), current_state)
+            candidate = self.state(name, version)
+            try:
+                verdict = gate(candidate, current_state)
+            except LifelongError:
+                raise
+            except Exception as exc:  # a user's gate is user code: say whose fault it is, keep the cause
+                raise InvalidInput(
+                    f"the gate raised {type(exc).__name__}: {exc}; nothing was promoted", field="gate"
+                ) from exc
             if not isinstance(verdict, GateResult):
                 raise InvalidInput("a gate must return a GateResult", field="gate")
+        elif self._failed_gate(name, version) and not (isinstance(override, str) and override.strip()):
+            raise Conflict(
+                f"version {version} of {name!r} failed its gate; promote it with a gate that passes "
+                "it, or give override='why' to serve it anyway (the reason is recorded)"
+            )
         passed = verdict is None or verdict.passed
         previous = None if current is None else current.version
 
@@ -317,17 +461,21 @@ class VersionStore:
             detail: dict[str, Any] = {"previous": previous}
             if verdict is not None:
                 detail.update(gate_metrics=verdict.metrics, reason=verdict.reason)
+            if override is not None:
+                detail["override"] = override
             if passed:
                 self._set_promoted(cur, name, version)
-            self._record(cur, name, version, "promote" if passed else "gate_failed", detail)
+            action = "gate_failed" if not passed else "override" if override is not None else "promote"
+            self._record(cur, name, version, action, detail)
 
         self.db.run(write)
         return Promotion(name, version, passed, previous, verdict)
 
-    def rollback(self, name: str, to: int | None = None) -> VersionInfo:
-        """Serve an earlier version again: ``to``, or else the one promoted before the current one.
+    def rollback(self, name: str, to: int | None = None, *, override: str | None = None) -> VersionInfo:
+        """Serve an earlier version again: ``to``, or else the last one promoted before the current one.
 
-        With nothing promoted before, rolls back to the version preceding the current one.
+        Only versions that were served before are default targets (never one that was merely committed,
+        failed its gate or was erased); an explicit ``to`` that failed its gate needs ``override``.
         """
         current = self.promoted(name)
         if current is None:
@@ -340,22 +488,56 @@ class VersionStore:
                 field="to",
             )
         target = self.info(name, to)
+        if target.erased:
+            raise NotFound(f"version {to} of {name!r} was erased: it held data of a forgotten user")
+        if self._failed_gate(name, to) and not (isinstance(override, str) and override.strip()):
+            raise Conflict(
+                f"version {to} of {name!r} failed its gate; give override='why' to serve it anyway"
+            )
 
         def write(cur: Cursor) -> None:
             self._set_promoted(cur, name, to)
-            self._record(cur, name, to, "rollback", {"from": current.version})
+            detail: dict[str, Any] = {"from": current.version}
+            if override is not None:
+                detail["override"] = override
+            self._record(cur, name, to, "rollback", detail)
 
         self.db.run(write)
         return target
 
     def _previous_promoted(self, name: str, current: int) -> int:
-        for event in reversed(self.history(name)):
-            if event["action"] in ("promote", "rollback") and event["version"] < current:
-                return int(event["version"])
-        earlier = [v.version for v in self.versions(name) if v.version < current]
-        if not earlier:
-            raise NotFound(f"learner {name!r} has no version before {current}")
-        return earlier[-1]
+        def read(cur: Cursor) -> list[Any]:
+            cur.execute(
+                "SELECT DISTINCT h.version FROM state_history h JOIN state_versions v "
+                "ON v.learner = h.learner AND v.version = h.version "
+                "WHERE h.learner = ? AND h.version < ? AND h.action IN ('promote', 'override', 'rollback') "
+                "AND v.digest <> ? ORDER BY h.version DESC",
+                (name, current, ERASED),
+            )
+            return [int(row[0]) for row in cur.fetchall()]
+
+        for version in self.db.run(read, write=False):
+            if not self._failed_gate(name, version):
+                return int(version)
+        raise NotFound(f"learner {name!r} served no version before {current}; give rollback(to=...)")
+
+    def _failed_gate(self, name: str, version: int) -> bool:
+        """Whether the last gate verdict on ``version`` was a failure."""
+
+        def read(cur: Cursor) -> list[Any]:
+            cur.execute(
+                "SELECT action, detail FROM state_history WHERE learner = ? AND version = ? "
+                "AND action IN ('promote', 'gate_failed') ORDER BY seq DESC",
+                (name, version),
+            )
+            return list(cur.fetchall())
+
+        for action, detail in self.db.run(read, write=False):
+            if action == "gate_failed":
+                return True
+            if "gate_metrics" in json.loads(detail):
+                return False
+        return False
 
     def history(self, name: str) -> list[dict[str, Any]]:
         """The audit trail of ``name``: commits, promotions, failed gates, rollbacks, oldest first."""
@@ -444,6 +626,55 @@ class VersionStore:
             return int(cur.rowcount)
 
         return self.db.run(delete)
+
+
+def check_name(name: object) -> str:
+    """A learner name fit to key versions: a non-empty printable string of at most MAX_NAME characters."""
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInput("a learner needs a non-empty name", field="name")
+    if len(name) > MAX_NAME:
+        raise InvalidInput(f"is {len(name)} characters long; at most {MAX_NAME}", field="name")
+    if not name.isprintable() or any(0xD800 <= ord(c) <= 0xDFFF for c in name):
+        raise InvalidInput(f"{name!r} holds control or unpaired surrogate characters", field="name")
+    return name
+
+
+def snapshot_folder(name: str) -> str:
+    """The folder of learner ``name``'s snapshot files: one folder per name, never outside the store.
+
+    Letters, digits, ``-`` and ``_`` stay; every other character (``.``, ``/``, ``%`` included) becomes
+    ``%XX`` per UTF-8 byte, so the mapping is injective (``team/x`` ≠ ``team_x``) and ``..`` cannot
+    climb out. Names whose encoding is too long for a file system keep a prefix and their SHA-256.
+
+    >>> snapshot_folder("team/x"), snapshot_folder("team_x"), snapshot_folder("..")
+    ('team%2Fx', 'team_x', '%2E%2E')
+    """
+    out = []
+    for char in name:
+        if char.isascii() and (char.isalnum() or char in "-_"):
+            out.append(char)
+        else:
+            out.extend(f"%{byte:02X}" for byte in char.encode("utf-8"))
+    folder = "".join(out)
+    if len(folder) > 120:
+        folder = f"{folder[:40]}~{hashlib.sha256(name.encode('utf-8')).hexdigest()}"
+    return folder
+
+
+def hmac_equal(a: str, b: str) -> bool:
+    import hmac
+
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+def _next_version(cur: Cursor, name: str) -> int:
+    cur.execute(
+        "INSERT INTO state_counters (learner, last) VALUES "
+        "(?, COALESCE((SELECT MAX(version) FROM state_versions WHERE learner = ?), 0) + 1) "
+        "ON CONFLICT (learner) DO UPDATE SET last = state_counters.last + 1 RETURNING last",
+        (name, name),
+    )
+    return int(cur.fetchone()[0])
 
 
 def _info(row: Any) -> VersionInfo:
