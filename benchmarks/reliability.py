@@ -275,6 +275,7 @@ def erasures(n: int, seed: int, folder: Path) -> dict[str, Any]:
                 "needles": report.scan.needles,
                 "places": report.scan.places,
                 "leftovers": len(report.scan.hits),
+                "hits": report.scan.hits[:5],
                 "others_lost": lost,
                 "versions_redacted": len(report.versions_redacted),
                 "versions_erased": len(report.versions_erased),

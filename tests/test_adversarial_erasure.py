@@ -210,3 +210,24 @@ def test_no_pointer_to_the_users_items_survives(tmp_path: Path) -> None:
     report = forget(ALICE, log=log, store=store, learners={"examples": bank})
     assert report.scan is not None and report.scan.clean, report.scan.hits
     assert bank.history(Scope("acme"))[0].replaced_by is None
+
+
+def test_no_provenance_row_names_the_users_item(tmp_path: Path) -> None:
+    """Found by the reliability campaign (raw bytes of the store): bob confirmed alice's example, so a
+    provenance row (item named after alice's interaction, bob's interaction) outlived her erasure."""
+    log, store = ExperienceLog(tmp_path / "log.db"), VersionStore(tmp_path / "state.db")
+    bank = ExampleBank(EMBED)
+    steps = [
+        corrected(scope, "how do I close my account", "no", "same_answer", t)
+        for scope, t in ((ALICE, 1.0), (BOB, 2.0))
+    ]
+    for step in steps:
+        log.append_many([step.interaction, *step.feedback])
+        bank.learn(step)
+    store.promote(bank.name, store.commit(bank).version)
+    alice_id = steps[0].interaction.id
+    assert [d.item for d in store.derived_from(steps[1].interaction.id)] == [f"{alice_id}/ExampleBank/0"]
+    report = forget(ALICE, log=log, store=store, learners={"examples": bank})
+    assert report.scan is not None and report.scan.clean, report.scan.hits
+    assert store.derived_from(steps[1].interaction.id) == []
+    assert alice_id.encode() not in raw_bytes(tmp_path / "state.db")

@@ -212,7 +212,7 @@ def forget(
         secure(store.db)
         for learner_name, first in sorted(linked.items()):
             _erase_versions(store, learner_name, first, ids, clean_live.get(learner_name), report)
-        report.provenance_deleted = store.forget_provenance(scope)
+        report.provenance_deleted = store.forget_provenance(scope, ids)
         checkpoint(store.db)
 
     # Caches.
@@ -275,7 +275,12 @@ def scan(
             report.hits.append(f"provenance: {len(left)} links of {scope} remain")
         _scan_tables(
             store.db,
-            ["provenance.interaction_id", "state_history.detail", "state_versions.message"],
+            [
+                "provenance.interaction_id",
+                "provenance.item",
+                "state_history.detail",
+                "state_versions.message",
+            ],
             needles,
             report,
         )

@@ -131,7 +131,8 @@ def intent_adaptation(args: argparse.Namespace) -> Result:
 
     def make_task(seed: int) -> tuple[IntentStream, Callable[[Any], float]]:
         _, unseen = split(seed)
-        env = IntentStream(*_subset(train.texts, train.labels, unseen), scope=Scope(tenant="intents", user="unseen"))
+        scope = Scope(tenant="intents", user="unseen")  # the same tenant: the learner adapts, not restarts
+        env = IntentStream(*_subset(train.texts, train.labels, unseen), scope=scope)
         return env, accuracy_probe(*_subset(test.texts, test.labels, unseen))
 
     ks = (0, 10, 20, 50, 100, 200, 500, 1000)

@@ -91,10 +91,12 @@ def _ddl(dialect: str) -> list[str]:
             time DOUBLE PRECISION NOT NULL,
             body TEXT NOT NULL)""",
         "CREATE INDEX IF NOT EXISTS interactions_time ON interactions (time, seq)",
-        # Replays of a scope page in (time, seq) order; these indexes deliver that order for a user (a
-        # session filters within its user) or a tenant, so no page sorts the whole scope (quadratic).
+        # Replays of a scope page in (time, seq) order; this index delivers that order for a user (a
+        # session filters within its user), so no page sorts the whole scope (quadratic). A tenant-only
+        # replay walks interactions_time and filters: linear, and one index less for every append to
+        # maintain (single appends are bound by the pages each commit writes).
         "CREATE INDEX IF NOT EXISTS interactions_user_time ON interactions (tenant, user_id, time, seq)",
-        "CREATE INDEX IF NOT EXISTS interactions_tenant_time ON interactions (tenant, time, seq)",
+        "DROP INDEX IF EXISTS interactions_tenant_time",
         "DROP INDEX IF EXISTS interactions_scope",  # older logs: (tenant, user_id, session), no order
         f"""CREATE TABLE IF NOT EXISTS feedback (
             seq {seq},
@@ -248,26 +250,33 @@ class ExperienceLog:
             else "id, interaction_id, kind, time, body"
         )
         row_sql = f"({placeholders(len(rows[0]))})"
-        inserted: set[str] = set()
-        for part in chunks(rows, 200):
-            cur.execute(
-                f"INSERT INTO {table} ({columns}) VALUES {','.join([row_sql] * len(part))} "
-                "ON CONFLICT (id) DO NOTHING RETURNING id",
-                [value for row in part for value in row],
-            )
-            inserted.update(row[0] for row in cur.fetchall())
-        known = [row for row in rows if row[0] not in inserted]
+        insert = f"INSERT INTO {table} ({columns}) VALUES {row_sql} ON CONFLICT (id) DO NOTHING"
+        pipelined = getattr(cur, "executemany_returning", None)
+        if pipelined is not None:  # PostgreSQL: the ids that were inserted, from one pipelined batch
+            inserted = {row[0] for row in pipelined(insert + " RETURNING id", rows)}
+            known = [row for row in rows if row[0] not in inserted]
+            self._check_stored(cur, table, known, origin)
+            return len(inserted), len(known)
+        # SQLite: writers are serialised, so the change count says how many rows were new; only when
+        # some were not is every row's stored body compared (ours compare equal to themselves).
+        cur.executemany(insert, rows)
+        new = cur.rowcount
+        if new < len(rows):
+            self._check_stored(cur, table, rows, origin)
+        return new, len(rows) - new
+
+    def _check_stored(self, cur: Cursor, table: str, rows: list[tuple[Any, ...]], origin: Origin) -> None:
+        """Conflict unless every row's id is stored with exactly the row's body."""
         stored: dict[str, str] = {}
-        for ids in chunks([row[0] for row in known]):
+        for ids in chunks([row[0] for row in rows]):
             cur.execute(f"SELECT id, body FROM {table} WHERE id IN ({placeholders(len(ids))})", ids)
             stored.update({rid: body for rid, body in cur.fetchall()})
-        for row in known:
+        for row in rows:
             if stored.get(row[0]) != row[-1]:
                 raise Conflict(
                     f"{table} id {row[0]!r}{origin(row[0])} is already "
                     "stored with different content; give the new record a new id"
                 )
-        return len(inserted), len(known)
 
     def _interaction_times(self, cur: Cursor, ids: set[str]) -> dict[str, float]:
         """The times of these stored interactions; NotFound if one is not in the log."""
@@ -329,6 +338,8 @@ class ExperienceLog:
             params.append(until)
         if order == "interaction":
             select = "SELECT i.time, i.seq, i.id, i.body FROM interactions i"
+            if scope is not None and scope.user is None and self.db.dialect == "sqlite":
+                select += " INDEXED BY interactions_time"  # else it sorts the tenant on every page
 
             def expand(cur: Cursor, rows: list[Any]) -> list[Step]:
                 feedback = self._feedback_of(cur, [r[2] for r in rows], until)

@@ -17,6 +17,7 @@ lifelong.errors.InvalidInput: value: rating 7 is outside its scale [1, 5]
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -55,13 +56,21 @@ def to_json_value(value: Any, field_name: str) -> JSON:
     log could not store them or read them back: non-finite floats, lone surrogates (no UTF-8 form) and
     nesting deeper than :data:`MAX_DEPTH`.
     """
+    kind = type(value)
+    if kind is str:  # the common scalars, without a JSON round trip
+        if value.isascii() or _SURROGATE.search(value) is None:
+            return value
+    elif value is None or kind is bool or kind is int or (kind is float and math.isfinite(value)):
+        return value
+    elif kind is dict and not value:
+        return {}
     try:
         text = json.dumps(value, default=_numpy_default, allow_nan=False, sort_keys=True, ensure_ascii=False)
     except RecursionError:
         raise InvalidInput(f"nests deeper than {MAX_DEPTH} levels", field=field_name) from None
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"must be JSON-compatible with finite numbers ({exc})", field=field_name) from None
-    bad = _SURROGATE.search(text)
+    bad = None if text.isascii() else _SURROGATE.search(text)  # isascii: a fast C pass, the usual case
     if bad is not None:
         raise InvalidInput(
             f"holds a lone surrogate U+{ord(bad.group()):04X}, which UTF-8 cannot store", field=field_name
@@ -105,7 +114,7 @@ def _check_name(value: Any, field_name: str, max_length: int) -> str:
         raise InvalidInput(f"must be a non-empty string, got {_short(value)}", field=field_name)
     if len(value) > max_length:
         raise InvalidInput(f"must be at most {max_length} characters, got {len(value)}", field=field_name)
-    bad = _BAD_NAME_CHAR.search(value)
+    bad = None if value.isprintable() else _BAD_NAME_CHAR.search(value)  # every bad char is unprintable
     if bad is not None:
         raise InvalidInput(
             f"holds the control or unpaired character U+{ord(bad.group()):04X} at position {bad.start()}",
@@ -172,10 +181,19 @@ def _check_metadata(value: Any, field_name: str) -> dict[str, JSON]:
     return data
 
 
+@functools.cache
+def _keys(required: tuple[str, ...], optional: tuple[str, ...]) -> tuple[frozenset[str], frozenset[str]]:
+    return frozenset(required), frozenset((*required, *optional))
+
+
 def _record(data: Any, what: str, required: tuple[str, ...], optional: tuple[str, ...]) -> Mapping[str, Any]:
     """Check that ``data`` is a mapping with the ``required`` keys and no keys outside both tuples."""
     if not isinstance(data, Mapping):
         raise InvalidInput(f"must be a mapping (a JSON object), got {type(data).__name__}", field=what)
+    must, allowed = _keys(required, optional)
+    keys = data.keys()
+    if keys <= allowed and keys >= must:
+        return data  # the usual case, checked with set operations in C
     missing = [k for k in required if k not in data]
     if missing:
         raise InvalidInput(f"missing from {what} record: {', '.join(missing)}", field=f"{what}.{missing[0]}")

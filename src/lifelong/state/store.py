@@ -613,17 +613,26 @@ class VersionStore:
 
         return self.db.run(read, write=False)
 
-    def forget_provenance(self, scope: Scope) -> int:
-        """Delete the provenance links of ``scope``'s interactions; returns how many were deleted.
+    def forget_provenance(
+        self, scope: Scope, interaction_ids: set[str] | frozenset[str] = frozenset()
+    ) -> int:
+        """Delete the provenance links of ``scope``'s interactions, and every link of an item named after
+        one of ``interaction_ids`` (an item another user's interaction confirmed later carries the
+        forgotten interaction's id in its name); returns how many were deleted.
 
         Call this after the derived items themselves were removed or rebuilt without those interactions.
         """
         where = "tenant = ?" + (" AND user_id = ?" if scope.user is not None else "")
         params = [scope.tenant] + ([scope.user] if scope.user is not None else [])
+        contains = "instr(item, ?) > 0" if self.db.dialect == "sqlite" else "strpos(item, ?) > 0"
 
         def delete(cur: Cursor) -> int:
             cur.execute(f"DELETE FROM provenance WHERE {where}", params)
-            return int(cur.rowcount)
+            count = int(cur.rowcount)
+            for interaction_id in sorted(interaction_ids):
+                cur.execute(f"DELETE FROM provenance WHERE {contains}", (interaction_id,))
+                count += int(cur.rowcount)
+            return count
 
         return self.db.run(delete)
 
