@@ -6,8 +6,9 @@ the provenance and the caches — and a scan proves that nothing of them is left
 1. **Footprint.** Read the scope's interactions first: their ids, their feedback ids, and their texts
    (every string of at least :data:`MIN_TEXT` characters in an observation, an action or a correction).
 2. **Log.** Delete the interactions and their feedback in one transaction. On SQLite the connection
-   deletes with ``PRAGMA secure_delete`` (freed pages are zeroed) and the WAL is checkpointed and
-   truncated afterwards, so the deleted bytes do not linger in the database files.
+   deletes with ``PRAGMA secure_delete`` (freed pages are zeroed), the tables' indexes are rebuilt
+   (interior index pages keep copies of deleted keys) and the WAL is checkpointed and truncated, so the
+   deleted bytes do not linger in the database files.
 3. **Live learners.** A learner named in ``rebuild_with`` is replaced by a fresh one that replays the
    remaining log (its tenant's part for a single-tenant learner) — the only way to take a user out of
    shared parameters (item embeddings, weights, counts). The others drop what they hold of the user in
@@ -178,7 +179,7 @@ def forget(
     found = footprint(log, scope)
     secure(log.db)
     deleted = log.forget(scope)
-    checkpoint(log.db)
+    scrub(log.db, ("interactions", "feedback"))
     report = ErasureReport(scope, deleted.interactions, deleted.feedback)
     ids = found.interaction_ids
 
@@ -213,7 +214,7 @@ def forget(
         for learner_name, first in sorted(linked.items()):
             _erase_versions(store, learner_name, first, ids, clean_live.get(learner_name), report)
         report.provenance_deleted = store.forget_provenance(scope, ids)
-        checkpoint(store.db)
+        scrub(store.db, ("provenance",))
 
     # Caches.
     every_cache = {
@@ -302,8 +303,9 @@ def scan(
             report.places += 1
             data = path.read_bytes()
             for needle in needles:
-                if needle.encode("utf-8") in data:
-                    report.hits.append(f"file {path.name}: {_short(needle)}")
+                at = data.find(needle.encode("utf-8"))
+                if at >= 0:
+                    report.hits.append(f"file {path.name} at byte {at}: {_short(needle)}")
     return report
 
 
@@ -475,10 +477,24 @@ def secure(db: Database) -> None:
         db.connection().execute("PRAGMA secure_delete=ON")
 
 
-def checkpoint(db: Database) -> None:
-    """Copy SQLite's WAL into the database and truncate it, so deleted rows leave the WAL file too."""
-    if db.dialect == "sqlite":
-        db.connection().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+def scrub(db: Database, tables: tuple[str, ...]) -> None:
+    """Make deleted rows leave SQLite's files: rebuild the indexes of ``tables`` and checkpoint the WAL.
+
+    ``secure_delete`` zeroes deleted cells, but an index's interior pages keep *copies* of keys as
+    dividers, deleted ones included (the reliability campaign found an erased interaction id in
+    the provenance index that way); REINDEX writes the indexes anew and frees (zeroes) the old pages.
+    The checkpoint then copies the WAL into the database and truncates it. Costs one pass over each
+    table; on PostgreSQL nothing is done here (see docs/architecture.md).
+    """
+    if db.dialect != "sqlite":
+        return
+
+    def reindex(cur: Cursor) -> None:
+        for table in tables:
+            cur.execute(f"REINDEX {table}")
+
+    db.run(reindex)
+    db.connection().execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def _files_of(db: Database) -> list[Path]:
