@@ -231,3 +231,4 @@ def test_no_provenance_row_names_the_users_item(tmp_path: Path) -> None:
     assert report.scan is not None and report.scan.clean, report.scan.hits
     assert store.derived_from(steps[1].interaction.id) == []
     assert alice_id.encode() not in raw_bytes(tmp_path / "state.db")
+
