@@ -48,7 +48,7 @@ from lifelong.experience.log import ExperienceLog
 from lifelong.experience.records import JSON, Scope
 from lifelong.learners.base import Learner
 from lifelong.models.base import CachedEmbedder
-from lifelong.storage import Cursor, Database
+from lifelong.storage import Cursor, Database, contains
 
 #: Shorter strings ("yes", "4", a label) are too common to be anyone's own; they are not searched for.
 MIN_TEXT = 8
@@ -184,7 +184,7 @@ def forget(
     ids = found.interaction_ids
 
     # Live learners.
-    linked = _linked_versions(store, ids) if store is not None else {}
+    linked = _linked_versions(store, scope) if store is not None else {}
     for name, learner in learners.items():
         pending = learner.provenance.discard(ids)
         if not _holds_tenant(learner, scope.tenant):
@@ -310,7 +310,6 @@ def scan(
 
 
 def _scan_tables(db: Database, columns: list[str], needles: list[str], report: ScanReport) -> None:
-    contains = "instr({0}, ?) > 0" if db.dialect == "sqlite" else "strpos({0}, ?) > 0"
 
     def read(cur: Cursor) -> list[str]:
         hits = []
@@ -318,7 +317,7 @@ def _scan_tables(db: Database, columns: list[str], needles: list[str], report: S
             table, name = column.split(".")
             for needle in needles:
                 escaped = json.dumps(needle)[1:-1]  # how canonical JSON stores it
-                cur.execute(f"SELECT COUNT(*) FROM {table} WHERE {contains.format(name)}", (escaped,))
+                cur.execute(f"SELECT COUNT(*) FROM {table} WHERE {contains(db.dialect, name)}", (escaped,))
                 count = int(cur.fetchone()[0])
                 if count:
                     hits.append(f"table {column}: {count} rows hold {_short(needle)}")
@@ -388,7 +387,7 @@ def _strings(value: Any) -> Iterator[str]:
 
 def _still_logged(db: Database, texts: set[str]) -> set[str]:
     """The texts some remaining event still holds (not the forgotten scope's alone)."""
-    contains = "instr(body, ?) > 0" if db.dialect == "sqlite" else "strpos(body, ?) > 0"
+    holds = contains(db.dialect, "body")
     wanted = sorted(texts, key=len, reverse=True)[:MAX_TEXTS]
 
     def read(cur: Cursor) -> set[str]:
@@ -396,8 +395,8 @@ def _still_logged(db: Database, texts: set[str]) -> set[str]:
         for text in wanted:
             escaped = json.dumps(text)[1:-1]
             cur.execute(
-                f"SELECT 1 FROM interactions WHERE {contains} UNION ALL "
-                f"SELECT 1 FROM feedback WHERE {contains} LIMIT 1",
+                f"SELECT 1 FROM interactions WHERE {holds} UNION ALL "
+                f"SELECT 1 FROM feedback WHERE {holds} LIMIT 1",
                 (escaped, escaped),
             )
             if cur.fetchone() is not None:
@@ -407,13 +406,13 @@ def _still_logged(db: Database, texts: set[str]) -> set[str]:
     return db.run(read, write=False) | (texts - set(wanted))
 
 
-def _linked_versions(store: Any, ids: set[str]) -> dict[str, int]:
-    """Learner name → the first version provenance links to any of ``ids``."""
+def _linked_versions(store: Any, scope: Scope) -> dict[str, int]:
+    """Learner name → the first version provenance links to any of ``scope``'s interactions (one query:
+    each link carries its interaction's tenant and user)."""
     first: dict[str, int] = {}
-    for interaction_id in ids:
-        for derived in store.derived_from(interaction_id):
-            if derived.learner not in first or derived.version < first[derived.learner]:
-                first[derived.learner] = derived.version
+    for derived in store.derived_from_scope(scope):
+        if derived.learner not in first or derived.version < first[derived.learner]:
+            first[derived.learner] = derived.version
     return first
 
 

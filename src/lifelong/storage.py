@@ -523,6 +523,11 @@ def _libpq_keys() -> tuple[str, ...] | None:
         return None
 
 
+def contains(dialect: Dialect, column: str) -> str:
+    """SQL true when ``column`` holds the next ``?`` parameter as a substring (no LIKE escaping needed)."""
+    return f"instr({column}, ?) > 0" if dialect == "sqlite" else f"strpos({column}, ?) > 0"
+
+
 def placeholders(n: int) -> str:
     return ",".join("?" * n)
 

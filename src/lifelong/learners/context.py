@@ -291,6 +291,9 @@ class ContextLearner(Learner):
     def _after_evict(self, item: Item) -> None:
         """Hook: ``item`` was evicted to keep the scope within its budget."""
 
+    def _after_forget(self, items: list[Item]) -> None:
+        """Hook: ``items`` were deleted because a forgotten user contributed to them."""
+
     @abstractmethod
     def _derive(self, step: Step) -> bool:
         """Add, merge or supersede items from ``step``; return True when something changed."""
@@ -399,6 +402,7 @@ class ContextLearner(Learner):
         for item in self.items.values():
             if item.replaced_by in gone:
                 item.replaced_by = None  # its successor came from the forgotten user
+        self._after_forget(doomed)
         return bool(doomed)
 
     @classmethod

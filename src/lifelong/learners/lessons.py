@@ -140,17 +140,10 @@ class Lessons(ContextLearner):
     def _after_evict(self, item: Item) -> None:
         self._delta("evict", item)
 
-    def forget_user(self, user: str, tenant: str = "default") -> bool:
-        doomed = [
-            item
-            for item in self.items.values()
-            if item.tenant == tenant and (user in item.source_users or item.user == user)
-        ]
-        removed = {item.id for item in doomed}
-        sources = {source for item in doomed for source in item.sources}
-        changed = super().forget_user(user, tenant)
+    def _after_forget(self, items: list[Item]) -> None:
+        removed = {item.id for item in items}
+        sources = {source for item in items for source in item.sources}
         self.deltas = [d for d in self.deltas if d["item"] not in removed and d["source"] not in sources]
-        return changed
 
     @classmethod
     def redact_state(

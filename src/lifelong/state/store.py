@@ -35,6 +35,7 @@ small SQLite index beside them.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -48,7 +49,7 @@ from lifelong.files import atomic_open
 from lifelong.learners.base import Learner
 from lifelong.state.codec import decode, digest, encode
 from lifelong.state.diff import StateDiff, diff_states
-from lifelong.storage import Cursor, Database, open_database
+from lifelong.storage import Cursor, Database, contains, open_database
 
 #: The digest of a version whose snapshot was erased (it held data of a forgotten user).
 ERASED = "erased"
@@ -333,7 +334,7 @@ class VersionStore:
             state = decode(blob)
         except InvalidInput as exc:
             raise Tampered(f"snapshot of {name!r} version {version} is unreadable: {exc.reason}") from None
-        if not hmac_equal(digest(state), stored_digest):
+        if not hmac.compare_digest(digest(state).encode(), stored_digest.encode()):
             raise Tampered(
                 f"snapshot of {name!r} version {version} does not match the digest recorded at commit "
                 "(it was changed afterwards); restore another version"
@@ -624,13 +625,13 @@ class VersionStore:
         """
         where = "tenant = ?" + (" AND user_id = ?" if scope.user is not None else "")
         params = [scope.tenant] + ([scope.user] if scope.user is not None else [])
-        contains = "instr(item, ?) > 0" if self.db.dialect == "sqlite" else "strpos(item, ?) > 0"
+        named_after = contains(self.db.dialect, "item")
 
         def delete(cur: Cursor) -> int:
             cur.execute(f"DELETE FROM provenance WHERE {where}", params)
             count = int(cur.rowcount)
             for interaction_id in sorted(interaction_ids):
-                cur.execute(f"DELETE FROM provenance WHERE {contains}", (interaction_id,))
+                cur.execute(f"DELETE FROM provenance WHERE {named_after}", (interaction_id,))
                 count += int(cur.rowcount)
             return count
 
@@ -668,12 +669,6 @@ def snapshot_folder(name: str) -> str:
     if len(folder) > 120:
         folder = f"{folder[:40]}~{hashlib.sha256(name.encode('utf-8')).hexdigest()}"
     return folder
-
-
-def hmac_equal(a: str, b: str) -> bool:
-    import hmac
-
-    return hmac.compare_digest(a.encode(), b.encode())
 
 
 def _next_version(cur: Cursor, name: str) -> int:
