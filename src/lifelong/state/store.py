@@ -320,7 +320,7 @@ class VersionStore:
             raise NotFound(f"learner {name!r} has no version {version}")
         snapshot, stored_digest = row
         if stored_digest == ERASED:
-            raise NotFound(f"version {version} of {name!r} was erased: it held data of a forgotten user")
+            raise _erased(name, version)
         if snapshot is None:
             path = self._file(name, version)
             if not path.is_file():
@@ -434,7 +434,7 @@ class VersionStore:
         """
         info = self.info(name, version)  # NotFound for an unknown version
         if info.erased:
-            raise NotFound(f"version {version} of {name!r} was erased: it held data of a forgotten user")
+            raise _erased(name, version)
         current = self.promoted(name)
         verdict = None
         if gate is not None:
@@ -490,7 +490,7 @@ class VersionStore:
             )
         target = self.info(name, to)
         if target.erased:
-            raise NotFound(f"version {to} of {name!r} was erased: it held data of a forgotten user")
+            raise _erased(name, to)
         if self._failed_gate(name, to) and not (isinstance(override, str) and override.strip()):
             raise Conflict(
                 f"version {to} of {name!r} failed its gate; give override='why' to serve it anyway"
@@ -669,6 +669,10 @@ def snapshot_folder(name: str) -> str:
     if len(folder) > 120:
         folder = f"{folder[:40]}~{hashlib.sha256(name.encode('utf-8')).hexdigest()}"
     return folder
+
+
+def _erased(name: str, version: int) -> NotFound:
+    return NotFound(f"version {version} of {name!r} was erased: it held data of a forgotten user")
 
 
 def _next_version(cur: Cursor, name: str) -> int:
