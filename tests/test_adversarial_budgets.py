@@ -6,8 +6,8 @@ import math
 
 from lifelong.experience import Feedback, Interaction, Scope, Step
 from lifelong.learners import ExampleBank, IdTable, Lessons, Memory
-from lifelong.learners.context import HISTORY_LIMIT, MAX_SOURCES
-from lifelong.learners.lessons import MAX_DELTAS, MAX_WRONGS
+from lifelong.learners.context.base import HISTORY_LIMIT, MAX_SOURCES
+from lifelong.learners.context.lessons import MAX_DELTAS, MAX_WRONGS
 from lifelong.models import HashingEmbedder
 from lifelong.state.codec import encode
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from lifelong.cli import main
-from lifelong.erasure import footprint, forget, scan
 from lifelong.experience import ExperienceLog, Feedback, Interaction, Scope, Step
 from lifelong.learners import ExampleBank, Learner, Lessons, Memory, OnlineSoftmax, PerTenant
 from lifelong.models import HashingEmbedder
 from lifelong.state import VersionStore
+from lifelong.state.erasure import footprint, forget, scan
 
 EMBED = HashingEmbedder()
 ALICE, BOB = Scope("acme", user="alice"), Scope("acme", user="bob")
@@ -231,4 +231,3 @@ def test_no_provenance_row_names_the_users_item(tmp_path: Path) -> None:
     assert report.scan is not None and report.scan.clean, report.scan.hits
     assert store.derived_from(steps[1].interaction.id) == []
     assert alice_id.encode() not in raw_bytes(tmp_path / "state.db")
-

@@ -681,7 +681,7 @@ LANDMINE_CASES: list[tuple[str, bytes | None, type[LifelongError]]] = [
 def test_landmine_loader_refuses_files_that_are_not_the_data(
     content: bytes | None, error: type[LifelongError], tmp_path: Path
 ) -> None:
-    from lifelong.envs.multitask import load_landmine
+    from lifelong.learners.multitask.data import load_landmine
 
     if content is not None:
         (tmp_path / "landminedata.mat").write_bytes(content)
@@ -693,7 +693,7 @@ def test_landmine_loader_refuses_files_that_are_not_the_data(
 def test_landmine_loader_refuses_a_mat_file_with_other_variables(tmp_path: Path) -> None:
     from scipy.io import savemat
 
-    from lifelong.envs.multitask import load_landmine
+    from lifelong.learners.multitask.data import load_landmine
 
     savemat(tmp_path / "landminedata.mat", {"something": np.zeros((2, 2))})
     with pytest.raises(InvalidInput, match=r"landminedata\.mat"):
@@ -713,7 +713,7 @@ def test_a_bad_data_folder_through_the_cli_exits_2(
 
 # -- compiled kernels on a read-only install ----------------------------------------------------------
 def test_numba_cache_dir_falls_back_to_a_temporary_folder(monkeypatch: pytest.MonkeyPatch) -> None:
-    from lifelong.learners import _kernels
+    from lifelong.learners.recsys import _kernels
 
     monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
     monkeypatch.setattr(os, "access", lambda *args, **kw: False)  # nothing writable
@@ -729,7 +729,7 @@ def test_numba_cache_dir_compiles_uncached_when_no_folder_is_writable(
 ) -> None:
     import tempfile
 
-    from lifelong.learners import _kernels
+    from lifelong.learners.recsys import _kernels
 
     def no_temp(*args: Any, **kw: Any) -> str:
         raise PermissionError("read-only /tmp")
@@ -741,7 +741,7 @@ def test_numba_cache_dir_compiles_uncached_when_no_folder_is_writable(
 
 
 def test_numba_cache_dir_leaves_a_writable_install_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    from lifelong.learners import _kernels
+    from lifelong.learners.recsys import _kernels
 
     monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
     monkeypatch.setattr(os, "access", lambda *args, **kw: True)
@@ -767,7 +767,7 @@ def test_the_cli_imports_and_runs_from_a_read_only_install_without_a_home(tmp_pa
     code = (
         "import lifelong, lifelong.cli, numpy as np\n"
         f"assert lifelong.__file__.startswith({str(site)!r}), lifelong.__file__\n"
-        "from lifelong.learners._kernels import _adagrad_scalar\n"
+        "from lifelong.learners.recsys._kernels import _adagrad_scalar\n"
         "v = np.zeros(2); _adagrad_scalar(v, np.zeros(2), 1, 0.5, 0.1); assert v[1] < 0\n"
         "try:\n    lifelong.cli.main(['--version'])\nexcept SystemExit as e:\n    raise SystemExit(e.code)\n"
     )

@@ -27,8 +27,9 @@ from lifelong.learners import (
     StreamingFactorization,
     TenantMismatch,
 )
-from lifelong.learners.experts import EmbeddingSoftmax, ExpertMixture, Hedge, Prototypes
-from lifelong.learners.gate import SuggestionGate
+from lifelong.learners.context.gate import SuggestionGate
+from lifelong.learners.experts.mixture import ExpertMixture, Hedge
+from lifelong.learners.experts.scoring import EmbeddingSoftmax, Prototypes
 from lifelong.models import HashingEmbedder
 from lifelong.state import digest
 
@@ -195,7 +196,7 @@ def test_forgetting_in_a_single_tenant_learner_of_another_tenant_changes_nothing
 
 
 def test_agent_log_forget_of_one_tenant_leaves_the_other(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from lifelong.erasure import forget
+    from lifelong.state.erasure import forget
 
     log = ExperienceLog(tmp_path / "log.db")
     bank = ExampleBank(EMBED, per_user=True)

@@ -21,7 +21,7 @@ from lifelong.errors import InvalidInput, NotFound
 from lifelong.eval.agents import repeat_error_rate, run_agent
 from lifelong.experience import ExperienceLog, Feedback, Interaction, Scope, Step
 from lifelong.learners import ExampleBank, Lessons, Memory
-from lifelong.learners.gate import GATE, SuggestionGate
+from lifelong.learners.context.gate import GATE, SuggestionGate
 from lifelong.models import HashingEmbedder
 
 EMBED = HashingEmbedder()

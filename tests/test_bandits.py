@@ -9,7 +9,7 @@ from lifelong.envs.recsys import SimulatedUsers
 from lifelong.errors import InvalidInput
 from lifelong.eval import prequential
 from lifelong.experience import Feedback, Interaction, Scope, Step
-from lifelong.learners.bandits import EpsilonGreedy, LinUCB
+from lifelong.learners.recsys.bandits import EpsilonGreedy, LinUCB
 from lifelong.state import digest
 
 

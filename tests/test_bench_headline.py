@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lifelong.bench_agents import _headline
+from lifelong.bench.agents import _headline
 from lifelong.eval.result import Result
 
 

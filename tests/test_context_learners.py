@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 
 from lifelong.agents import Agent, LabelTask
-from lifelong.erasure import forget_user
 from lifelong.errors import InvalidInput, NotFound
 from lifelong.experience import ExperienceLog, Feedback, Interaction, Scope, Step
 from lifelong.learners import ExampleBank, Lessons, Memory
-from lifelong.learners.context import RECALLED
-from lifelong.learners.vector_index import VectorIndex
+from lifelong.learners.context.base import RECALLED
+from lifelong.learners.context.vector_index import VectorIndex
 from lifelong.models import HashingEmbedder
 from lifelong.state import digest
+from lifelong.state.erasure import forget_user
 
 EMBED = HashingEmbedder()
 ADA = Scope(tenant="t", user="ada")
@@ -331,7 +331,7 @@ def test_lessons_grow_by_deltas_and_are_never_rewritten_wholesale() -> None:
 
 
 def test_the_model_is_judged_by_its_own_answer_when_the_agent_logged_it() -> None:
-    from lifelong.learners.context import MODEL_ANSWER, outcome
+    from lifelong.learners.context.base import MODEL_ANSWER, outcome
 
     i = Interaction(ADA, "q", action="served_by_another_expert", metadata={MODEL_ANSWER: "model_said"})
     right = Step(i, (Feedback.correction(i.id, "model_said"),))

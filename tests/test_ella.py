@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from scipy.linalg import subspace_angles
 
-from lifelong.envs.multitask import MultiTaskData, load_landmine, synthetic_tasks
 from lifelong.errors import InvalidInput, NotFound
 from lifelong.experience import ExperienceLog, Feedback, Interaction, Scope, Step
-from lifelong.learners.ella import ELLA
-from lifelong.learners.multitask import GOMTL, Pooled, SingleTask
-from lifelong.learners.single_task import fit_single_task, gradient, hessian, lasso, objective
+from lifelong.learners.multitask.baselines import GOMTL, Pooled, SingleTask
+from lifelong.learners.multitask.data import MultiTaskData, load_landmine, synthetic_tasks
+from lifelong.learners.multitask.ella import ELLA
+from lifelong.learners.multitask.single_task import fit_single_task, gradient, hessian, lasso, objective
 from lifelong.state import digest
 
 LANDMINE = Path(__file__).resolve().parents[2] / "shared" / "data" / "landmine"
@@ -186,7 +186,7 @@ def test_landmine_loader_and_baselines_run() -> None:
 
 
 def test_benchmark_protocol_json(tmp_path: Path) -> None:
-    from lifelong.bench_ella import compare
+    from lifelong.bench.ella import compare
 
     data, _, _ = synthetic_tasks(n_tasks=8, n_features=4, k=2, n_per_task=40, seed=6)
     result = compare(data, 2, name="tiny", progress=False)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from lifelong.erasure import forget_user, rebuild
 from lifelong.errors import InvalidInput
 from lifelong.experience import ExperienceLog, Feedback, Interaction, Scope, Step
 from lifelong.learners import ImplicitFactorization, Popularity, StreamingFactorization
 from lifelong.state import digest
+from lifelong.state.erasure import forget_user, rebuild
 
 
 def rated(user: str, item: str, rating: float, t: float) -> Step:

@@ -14,15 +14,9 @@ from lifelong.errors import InvalidInput
 from lifelong.eval.agents import near_duplicate_repeat_rate, run_agent
 from lifelong.experience import ExperienceLog, Feedback, Interaction, Scope, Step
 from lifelong.learners import ExampleBank, OnlineSoftmax
-from lifelong.learners.experts import (
-    EXPERTS,
-    EmbeddingSoftmax,
-    ExpertMixture,
-    Hedge,
-    Prototypes,
-    logged_proposals,
-)
-from lifelong.learners.gate import GATE, SuggestionGate
+from lifelong.learners.context.gate import GATE, SuggestionGate
+from lifelong.learners.experts.mixture import EXPERTS, ExpertMixture, Hedge, logged_proposals
+from lifelong.learners.experts.scoring import EmbeddingSoftmax, Prototypes
 from lifelong.models import HashingEmbedder
 from lifelong.models.base import Completion
 from lifelong.state import digest

@@ -7,8 +7,8 @@ import pytest
 
 from lifelong.errors import InvalidInput
 from lifelong.experience import Feedback, Interaction, Scope, Step
-from lifelong.learners.factorization import StreamingFactorization
-from lifelong.learners.id_table import IdTable
+from lifelong.learners.recsys.factorization import StreamingFactorization
+from lifelong.learners.recsys.id_table import IdTable
 from lifelong.state import digest
 
 
@@ -130,7 +130,7 @@ def rated(item: str, rating: float, t: float, user: str = "u") -> Step:
 
 
 def test_popularity_counts_positives_with_decay() -> None:
-    from lifelong.learners.popularity import Popularity
+    from lifelong.learners.recsys.popularity import Popularity
 
     plain = Popularity()
     decayed = Popularity(half_life=10.0)

@@ -16,7 +16,7 @@ from lifelong.learners import (
     RankFusion,
     StreamingFactorization,
 )
-from lifelong.learners._kernels import bpr_step, squared_loss_step
+from lifelong.learners.recsys._kernels import bpr_step, squared_loss_step
 from lifelong.state import digest
 
 

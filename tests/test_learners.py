@@ -13,8 +13,8 @@ from lifelong.envs.intent_stream import IntentStream
 from lifelong.errors import InvalidInput
 from lifelong.experience import Feedback, Interaction, Scope, Step
 from lifelong.learners import Learner, OnlineSoftmax
-from lifelong.learners.linear import HashedText
 from lifelong.state import digest
+from lifelong.utils.text import HashedText
 
 WORDS = {
     "card_lost": "card stolen lost missing",

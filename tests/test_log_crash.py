@@ -15,12 +15,12 @@ import pytest
 
 from lifelong.experience import ExperienceLog, Feedback, Interaction, Scope
 
-WRITER = Path(__file__).parent / "helpers" / "writer.py"
+WRITER = "lifelong.bench.crash_writer"
 
 
 def start_writer(url: str, mode: str, count: int, tag: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, str(WRITER), url, mode, str(count), tag],
+        [sys.executable, "-m", WRITER, url, mode, str(count), tag],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -17,8 +17,8 @@ from lifelong.envs.texts import prose_texts  # noqa: E402
 from lifelong.errors import InvalidInput, ModelError, NotFound  # noqa: E402
 from lifelong.eval.agents import run_agent  # noqa: E402
 from lifelong.experience import ExperienceLog, Feedback, Interaction, Scope, Step  # noqa: E402
-from lifelong.learners.guards import EWC, KLPenalty, Replay, retention_ppl_ratio  # noqa: E402
-from lifelong.learners.policy_gradient import (  # noqa: E402
+from lifelong.learners.weights.guards import EWC, KLPenalty, Replay, retention_ppl_ratio  # noqa: E402
+from lifelong.learners.weights.policy_gradient import (  # noqa: E402
     SAMPLE,
     PolicyGradient,
     Probe,
@@ -338,7 +338,7 @@ def test_each_promoted_version_links_to_the_interactions_it_learned_from() -> No
 
 
 def test_a_suggestion_the_gate_replaced_earns_the_policy_nothing() -> None:
-    from lifelong.learners.gate import SuggestionGate
+    from lifelong.learners.context.gate import SuggestionGate
 
     policy = PolicyGradient(TrainableModel.tiny(threads=1, abstain_prior=1e-4), update_every=100)
     log = ExperienceLog(":memory:")

@@ -11,15 +11,23 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_readme_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("section", ["First example", "The parts underneath"])
+def test_readme_example_runs(section: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    match = re.search(r"## Example\n\n```python\n(.*?)```", text, re.S)
-    assert match, "README has no Python example"
+    match = re.search(rf"## {section}\n\n(?:[^`]*\n)?```python\n(.*?)```", text, re.S)
+    assert match, f"README has no Python example under '## {section}'"
     code = match.group(1)
-    assert len([line for line in code.splitlines() if line.strip()]) <= 15
+    assert len([line for line in code.splitlines() if line.strip()]) <= 20
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "README.md", "exec"), {})
     assert (tmp_path / "experience.db").exists()
+
+
+def test_the_first_example_is_the_first_code() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    first = readme.index("```python")
+    assert readme.index("## First example") < first, "the small API must be the first Python a reader meets"
+    assert "from lifelong import " in readme[first : first + 200]
 
 
 def test_ci_runs_the_readme_commands() -> None:

@@ -201,7 +201,7 @@ def cmd_log_import(args: argparse.Namespace) -> int:
 def cmd_forget(args: argparse.Namespace) -> int:
     """Erase a user (or a tenant) from the log and, with --state, from every snapshot and the provenance;
     print the erasure report with its scan."""
-    from lifelong.erasure import forget
+    from lifelong.state.erasure import forget
 
     scope = _scope(args, required=True)
     assert scope is not None
@@ -307,14 +307,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from lifelong.suites import run_suite
+    from lifelong.bench.registry import run_suite
 
     return int(run_suite(args))
 
 
 def build_parser() -> argparse.ArgumentParser:
     from lifelong import __version__
-    from lifelong.suites import SUITES
+    from lifelong.bench.registry import SUITES
 
     parser = argparse.ArgumentParser(
         prog="lifelong",

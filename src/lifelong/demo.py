@@ -33,7 +33,7 @@ from lifelong.eval.loop import progress_bar
 from lifelong.eval.result import Curve, Result
 from lifelong.experience import ExperienceLog, Scope, new_id
 from lifelong.learners import ExampleBank, Lessons, Memory
-from lifelong.learners.gate import SuggestionGate
+from lifelong.learners.context.gate import SuggestionGate
 from lifelong.models.base import CachedEmbedder, Embedder, Model
 from lifelong.state import VersionStore, digest
 

@@ -31,27 +31,28 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 from lifelong.agents.harness import HarnessConfig, HarnessSearch
 from lifelong.errors import InvalidInput, NotFound
 from lifelong.experience.log import ExperienceLog
-from lifelong.experience.records import JSON, Feedback, Interaction, Scope, Step
+from lifelong.experience.records import JSON, Interaction, Scope, Step, feedback_of
 from lifelong.learners.base import Learner
-from lifelong.learners.context import MODEL_ANSWER, RECALLED, ContextLearner, Recalled, query_text
-from lifelong.learners.examples import ExampleBank
-from lifelong.learners.experts import EXPERTS, NEAR_DUPLICATE, Expert, ExpertMixture, Proposal
-from lifelong.learners.gate import GATE, SuggestionGate, normalise, same_answer
-from lifelong.learners.lessons import Lessons
-from lifelong.learners.memory import Memory
-from lifelong.learners.policy_gradient import SAMPLE, sample_metadata
+from lifelong.learners.context.base import MODEL_ANSWER, RECALLED, ContextLearner, Recalled, query_text
+from lifelong.learners.context.examples import ExampleBank
+from lifelong.learners.context.gate import GATE, SuggestionGate, same_answer
+from lifelong.learners.context.lessons import Lessons
+from lifelong.learners.context.memory import Memory
+from lifelong.learners.experts.mixture import EXPERTS, NEAR_DUPLICATE, Expert, ExpertMixture, Proposal
 from lifelong.learners.tenancy import tenant_part
+from lifelong.learners.weights.policy_gradient import SAMPLE, sample_metadata
 from lifelong.models.base import Completion, Model
 from lifelong.models.trainable import SUGGEST
+from lifelong.utils.text import normalise
 
 if TYPE_CHECKING:
-    from lifelong.erasure import ErasureReport
-    from lifelong.learners.policy_gradient import PolicyGradient
+    from lifelong.learners.weights.policy_gradient import PolicyGradient
+    from lifelong.state.erasure import ErasureReport
     from lifelong.state.store import VersionStore
 
 
@@ -244,7 +245,7 @@ class Agent:
         ``store`` — their provenance and every snapshot that holds them. Learners named in
         ``rebuild_with`` (the gate, the mixture, the experts: shared weights) are rebuilt from the
         remaining log and replace the agent's own; the others are reported as residual."""
-        from lifelong.erasure import forget
+        from lifelong.state.erasure import forget
 
         self._pending = OrderedDict(
             (k, v) for k, v in self._pending.items() if (v.scope.tenant, v.scope.user) != (tenant, user)
@@ -262,9 +263,7 @@ class Agent:
         for attribute in ("examples", "lessons", "memory", "gate", "policy", "combiner", "harness"):
             if getattr(self, attribute) is old:
                 setattr(self, attribute, new)
-        self.experts = [
-            cast(Expert, new) if id(expert) == id(old) else expert for expert in self.experts
-        ]
+        self.experts = [cast(Expert, new) if id(expert) == id(old) else expert for expert in self.experts]
 
     # ------------------------------------------------------------------ acting
 
@@ -508,22 +507,15 @@ class Agent:
                 interaction = self.log.get(interaction_id).interaction
             except NotFound:
                 raise NotFound(f"no interaction {interaction_id!r} in {self.log.url}") from None
-        kw: dict[str, Any] = {} if now is None else {"time": now}
-        feedback: list[Feedback] = []
-        if reward is not None:
-            feedback.append(Feedback.reward(interaction_id, reward, **kw))
-        if accept is not None:
-            feedback.append((Feedback.accept if accept else Feedback.reject)(interaction_id, **kw))
-        if correction is not None:
-            feedback.append(Feedback.correction(interaction_id, correction, **kw))
-        if rating is not None:
-            feedback.append(Feedback.rating(interaction_id, rating, **kw))
-        if outcome is not None:
-            feedback.append(Feedback.outcome(interaction_id, outcome, **kw))
-        if not feedback:
-            raise InvalidInput(
-                "give at least one of reward, accept, correction, rating, outcome", field="feedback"
-            )
+        feedback = feedback_of(
+            interaction_id,
+            reward=reward,
+            accept=accept,
+            correction=correction,
+            rating=rating,
+            outcome=outcome,
+            time=now,
+        )
         self.log.append_many(feedback)
         step = Step(interaction, tuple(feedback))
         for learner in self.all_learners.values():

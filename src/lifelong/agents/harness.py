@@ -35,18 +35,23 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from lifelong.errors import InvalidInput
 from lifelong.experience.records import JSON, Interaction, Scope, Step
 from lifelong.learners.base import Learner
-from lifelong.learners.context import right_answer
-from lifelong.learners.gate import same_answer
+from lifelong.learners.context.base import right_answer
+from lifelong.learners.context.gate import same_answer
 from lifelong.state.store import GateResult
 
 if TYPE_CHECKING:
-    from lifelong.agents.agent import Agent
     from lifelong.state.store import VersionStore
+
+
+class Answers(Protocol):
+    """What the search needs of an agent: the model's answer to a logged request under a config."""
+
+    def model_answer(self, interaction: Interaction, config: HarnessConfig) -> JSON: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +231,7 @@ class HarnessSearch(Learner):
 
     # ------------------------------------------------------------------ background work
 
-    def tick(self, agent: Agent) -> int:
+    def tick(self, agent: Answers) -> int:
         """Spend at most ``budget`` model calls on the search; returns the calls made."""
         if self.frozen:
             return 0

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from lifelong.agents.agent import Context
 from lifelong.errors import InvalidInput
 from lifelong.experience.records import JSON, Step
-from lifelong.learners.context import Recalled, query_text, right_answer
-from lifelong.learners.memory import Fact
+from lifelong.learners.context.base import Recalled, query_text, right_answer
+from lifelong.learners.context.memory import Fact
 
 
 class LabelTask:

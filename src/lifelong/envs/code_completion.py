@@ -34,7 +34,7 @@ import numpy as np
 from lifelong.envs.base import Env, StepResult
 from lifelong.errors import InvalidInput, NotFound
 from lifelong.experience.records import Scope
-from lifelong.learners.gate import normalise
+from lifelong.utils.text import normalise
 
 __all__ = ["CodeCompletion", "normalise", "source_files", "stdlib_files"]
 

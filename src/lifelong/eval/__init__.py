@@ -15,6 +15,7 @@ from lifelong.eval.loop import MakeEnv, MakeLearner, Trace, run_stream
 from lifelong.eval.metrics import (
     ContinualScores,
     Slope,
+    auc,
     aulc,
     continual_scores,
     first_last_gap,
@@ -41,6 +42,7 @@ __all__ = [
     "Task",
     "Trace",
     "adaptation_gap",
+    "auc",
     "aulc",
     "cold_start",
     "continual_matrix",

@@ -6,6 +6,13 @@ right answer as a correction) goes back through :meth:`Agent.feedback` — logge
 before the next observation. The :class:`AgentTrace` keeps one row per request: reward, whether a
 suggestion was made and accepted, the cost (model calls, tokens, seconds) and the ``pattern`` of the
 request (the intent, or the normalised code line) for :func:`repeat_error_rate`.
+
+**Why not** :func:`~lifelong.eval.loop.run_stream`: the order of the loop is the same (act, judge,
+log, learn), but an :class:`Agent` is not one learner — it owns its log and a dozen learners, writes the
+interaction with its recall and gate metadata itself in :meth:`Agent.act`, and logs-then-learns the
+feedback itself in :meth:`Agent.feedback`. Driving it through ``run_stream`` would log every
+interaction twice and lose the per-request cost (model calls, tokens, seconds) the trace keeps.
+:class:`AgentRun` steps one request at a time so that a learner and its control go in lockstep.
 """
 
 from __future__ import annotations
@@ -23,8 +30,8 @@ from lifelong.envs.code_completion import ACCEPT_REWARD, REJECT_REWARD
 from lifelong.errors import InvalidInput
 from lifelong.experience.log import ExperienceLog
 from lifelong.experience.records import JSON, Scope, Step
-from lifelong.learners.context import query_text
-from lifelong.learners.gate import same_answer
+from lifelong.learners.context.base import query_text
+from lifelong.learners.context.gate import same_answer
 
 
 @dataclass

@@ -15,11 +15,13 @@ computed per seed; :func:`mean_std` summarises any of them over seeds. Bad argum
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from scipy.stats import rankdata
 
 from lifelong.errors import InvalidInput
 
@@ -238,3 +240,15 @@ def continual_scores(R: np.ndarray | Sequence[Sequence[float]], b: ArrayLike) ->
     bwt = float(np.mean([m[-1, j] - m[j, j] for j in range(t - 1)]))  # eq. (3)
     fwt = float(np.mean([m[j - 1, j] - bv[j] for j in range(1, t)]))  # eq. (4)
     return ContinualScores(acc, bwt, fwt)
+
+
+def auc(y: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve (Mann–Whitney U with average ranks for ties); NaN with one class only."""
+    y = np.asarray(y)
+    positives = y == 1
+    n1 = int(positives.sum())
+    n0 = len(y) - n1
+    if n1 == 0 or n0 == 0:
+        return math.nan
+    ranks = rankdata(scores)
+    return float((ranks[positives].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))

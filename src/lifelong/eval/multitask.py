@@ -10,6 +10,13 @@ For each of several random 50/50 train/test splits of every task:
 
 ELLA also gives the two lifelong views: (a) the mean score over the tasks seen so far after each new
 task, and (b) reverse transfer — each task's score right after it was learned versus after all tasks.
+
+**Why not** :func:`~lifelong.eval.loop.run_stream`: this is the paper's protocol, and in it the unit of
+learning is a *task* (all of its training rows at once, ``add_task``), the batch baselines fit everything
+at once, and scores are computed on held-out halves after training, not on the next interaction. There
+is no action to judge and no feedback per step. ELLA's one-step contract (``learn`` on a task-batch
+step) is what the stream loop and ``log.replay()`` drive; this protocol calls ``add_task`` on the same
+data so that ELLA and GO-MTL are compared exactly as in Table 1.
 """
 
 from __future__ import annotations
@@ -22,26 +29,14 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
-from scipy.stats import rankdata
 
-from lifelong.envs.multitask import MultiTaskData
 from lifelong.errors import InvalidInput
+from lifelong.eval.metrics import auc
+from lifelong.learners.multitask.data import MultiTaskData
 
 
 class TaskPredictor(Protocol):
     def predict_task(self, task: Any, X: np.ndarray) -> np.ndarray: ...
-
-
-def auc(y: np.ndarray, scores: np.ndarray) -> float:
-    """Area under the ROC curve (Mann–Whitney U with average ranks for ties); NaN with one class only."""
-    y = np.asarray(y)
-    positives = y == 1
-    n1 = int(positives.sum())
-    n0 = len(y) - n1
-    if n1 == 0 or n0 == 0:
-        return math.nan
-    ranks = rankdata(scores)
-    return float((ranks[positives].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
 def rmse(y: np.ndarray, predictions: np.ndarray) -> float:

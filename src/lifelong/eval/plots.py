@@ -7,15 +7,48 @@ backend: files only, never a window.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from lifelong.errors import InvalidInput
 
-if TYPE_CHECKING:
-    from lifelong.eval.result import Curve, Result
+
+class Curve(Protocol):
+    """What a panel reads of a curve (:class:`lifelong.eval.Curve` has it; this module needs no import)."""
+
+    @property
+    def x(self) -> Sequence[float]: ...
+    @property
+    def per_seed(self) -> Sequence[Sequence[float]]: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def xlabel(self) -> str: ...
+    @property
+    def ylabel(self) -> str: ...
+    @property
+    def mean(self) -> np.ndarray: ...
+    @property
+    def std(self) -> np.ndarray: ...
+
+
+class Result(Protocol):
+    """What a plot reads of a result (:class:`lifelong.eval.Result`)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def protocol(self) -> str: ...
+    @property
+    def seeds(self) -> Sequence[int]: ...
+    @property
+    def curves(self) -> Mapping[str, Curve]: ...
+    @property
+    def matrices(self) -> Mapping[str, Any]: ...
+
 
 #: Panel titles of the curve kinds the protocols produce.
 TITLES = {
@@ -59,7 +92,7 @@ def plot_result(result: Result, path: str | Path) -> Path:
     return path
 
 
-def _curve_panel(ax: Any, kind: str, curves: dict[str, Curve]) -> None:
+def _curve_panel(ax: Any, kind: str, curves: Mapping[str, Curve]) -> None:
     colours = iter(PALETTE)
     for name, curve in curves.items():
         x, mean, std = np.asarray(curve.x, dtype=np.float64), curve.mean, curve.std

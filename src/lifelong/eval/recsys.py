@@ -19,6 +19,14 @@ for each held-out user separately (the model is restored between users), it lear
 positives one at a time and recommends 10 items: Recall@10 against the user's next 5 positives, at every
 k ∈ {0, 1, 2, 5, 10, 20}. The held-out set stays fixed across background draws, so the curves of
 different draws and models are comparable.
+
+**Why not** :func:`~lifelong.eval.loop.run_stream`: that loop lets the environment judge the learner's
+action and turns the verdict into feedback. Here nothing is judged — the rating is already in the log —
+and each event needs two reads (a rating and a top-k list excluding the user's past items), per-event
+timing of the learn call alone, and peers that are not :class:`Learner` s (``learn_one(user, item,
+rating)``). The order is the same (predict, then learn; nothing logged is seen early), and
+:func:`movielens_step` builds the very :class:`Step` a logged event replays as, so a learner that learns
+here learns exactly what ``log.replay()`` would give it.
 """
 
 from __future__ import annotations

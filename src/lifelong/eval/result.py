@@ -30,6 +30,7 @@ import numpy as np
 
 from lifelong.errors import InvalidInput, NotFound
 from lifelong.eval.metrics import mean_std
+from lifelong.eval.plots import plot_result
 from lifelong.files import atomic_open
 
 
@@ -183,8 +184,6 @@ class Result:
 
     def save(self, directory: str | Path, stem: str) -> tuple[Path, Path]:
         """Write ``<directory>/<stem>.json`` and ``<directory>/<stem>.png``."""
-        from lifelong.eval.plots import plot_result
-
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         json_path = self.save_json(directory / f"{stem}.json")

@@ -7,6 +7,7 @@ from lifelong.experience.records import (
     Interaction,
     Scope,
     Step,
+    feedback_of,
     new_id,
 )
 
@@ -20,5 +21,6 @@ __all__ = [
     "LogStats",
     "Scope",
     "Step",
+    "feedback_of",
     "new_id",
 ]

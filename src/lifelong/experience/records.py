@@ -454,6 +454,40 @@ def _finite_number(value: Any, what: str) -> float:
     return number
 
 
+def feedback_of(
+    interaction_id: str,
+    *,
+    reward: float | None = None,
+    accept: bool | None = None,
+    correction: JSON = None,
+    rating: float | None = None,
+    outcome: JSON = None,
+    time: float | None = None,
+) -> list[Feedback]:
+    """The feedback records the keywords given describe (at least one), e.g. for ``Agent.feedback``.
+
+    >>> [f.kind.value for f in feedback_of("i1", accept=False, correction="card_lost")]
+    ['reject', 'correction']
+    """
+    kw: dict[str, Any] = {} if time is None else {"time": time}
+    made: list[Feedback] = []
+    if reward is not None:
+        made.append(Feedback.reward(interaction_id, reward, **kw))
+    if accept is not None:
+        made.append((Feedback.accept if accept else Feedback.reject)(interaction_id, **kw))
+    if correction is not None:
+        made.append(Feedback.correction(interaction_id, correction, **kw))
+    if rating is not None:
+        made.append(Feedback.rating(interaction_id, rating, **kw))
+    if outcome is not None:
+        made.append(Feedback.outcome(interaction_id, outcome, **kw))
+    if not made:
+        raise InvalidInput(
+            "give at least one of reward, accept, correction, rating, outcome", field="feedback"
+        )
+    return made
+
+
 @dataclass(frozen=True, slots=True)
 class Step:
     """An interaction joined with its feedback: what learners learn from."""

@@ -34,7 +34,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from lifelong.errors import InvalidInput
-from lifelong.experience.records import JSON, Scope, Step
+from lifelong.experience.log import ExperienceLog
+from lifelong.experience.records import JSON, Interaction, Scope, Step, feedback_of
 
 Tenancy = Literal["per_tenant", "single"]
 
@@ -102,6 +103,9 @@ class Learner(ABC):
     #: False when shared parameters keep a forgotten user's updates until a rebuild from the log.
     erases_in_place: ClassVar[bool] = False
 
+    #: Where :meth:`learn_one` writes before it learns (an in-memory log made on first use).
+    log: ExperienceLog | None = None
+
     #: Every learner class by name: how a stored state finds its class (e.g. to redact a snapshot).
     registry: ClassVar[dict[str, type[Learner]]] = {}
 
@@ -150,6 +154,48 @@ class Learner(ABC):
                 "give each tenant its own learner, e.g. PerTenant(factory)",
                 field="scope.tenant",
             )
+
+    def learn_one(
+        self,
+        observation: JSON,
+        *,
+        action: JSON = None,
+        scope: Scope | None = None,
+        correction: JSON = None,
+        accept: bool | None = None,
+        reward: float | None = None,
+        rating: float | None = None,
+        outcome: JSON = None,
+        log: ExperienceLog | None = None,
+    ) -> Step:
+        """Teach one interaction in one call: the log first, then :meth:`learn` (river's ``learn_one``).
+
+        Builds the :class:`~lifelong.experience.Interaction` (``observation``, the ``action`` taken) and
+        its :class:`~lifelong.experience.Feedback` from the keywords given, appends them to ``log`` —
+        by default :attr:`log`, an in-memory log made on first use — and learns the step, so
+        ``learner.log.replay()`` rebuilds what was taught. Returns the step.
+
+        >>> from lifelong.learners import OnlineSoftmax
+        >>> model = OnlineSoftmax()
+        >>> step = model.learn_one("my card was stolen", correction="card_lost")
+        >>> model.predict("someone stole my card"), len(model.log)
+        ('card_lost', 1)
+        """
+        interaction = Interaction(scope or Scope(), observation, action)
+        made = feedback_of(
+            interaction.id,
+            reward=reward,
+            accept=accept,
+            correction=correction,
+            rating=rating,
+            outcome=outcome,
+        )
+        if log is None:
+            log = self.log = self.log or ExperienceLog(":memory:")
+        log.append_many([interaction, *made])  # the log first: a crash after this loses nothing
+        step = Step(interaction, tuple(made))
+        self.learn(step)
+        return step
 
     def learn_many(self, steps: Iterable[Step]) -> int:
         """Learn from steps in order (e.g. a replay of the log); returns how many changed the state."""

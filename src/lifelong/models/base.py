@@ -22,6 +22,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from lifelong.errors import InvalidInput
+from lifelong.utils.text import HashedText
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +83,6 @@ class HashingEmbedder:
     """Signed feature hashing of words, word bigrams and character n-grams into ``dim`` dense slots."""
 
     def __init__(self, dim: int = 512) -> None:
-        from lifelong.learners.linear import HashedText  # here: learners import this module
-
         self.dim = dim
         self._features = HashedText(n_features=dim)  # validates dim (a power of two >= 16)
         self.name = f"hashing-{dim}"

@@ -11,6 +11,7 @@ embedding took 75 ms (p50) instead of 9 ms. Pass ``torch_threads=None`` to leave
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -56,3 +57,9 @@ class MiniLM:
             show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32)
+
+
+@functools.cache
+def default_embedder() -> MiniLM:
+    """The embedded default: one all-MiniLM-L6-v2 per process, loaded on first use (a few seconds)."""
+    return MiniLM()

@@ -1,7 +1,7 @@
 """A model whose weights learn: a causal LM in PyTorch (transformers) with a LoRA adapter (peft).
 
 :class:`TrainableModel` is the :class:`~lifelong.models.base.Model` that weight-space learners train
-(:mod:`lifelong.learners.policy_gradient`). It generates with the current adapter by *sampling* from
+(:mod:`lifelong.learners.weights.policy_gradient`). It generates with the current adapter by *sampling* from
 the tempered policy π(·) = softmax(logits / τ) and returns, besides the text, the ids of the tokens it
 sampled and their log-probabilities under that same policy — what a policy-gradient update needs.
 Only the adapter trains (low-rank updates of the attention projections, Hu et al. 2021, eq. 3:

@@ -1,0 +1,284 @@
+"""Suggestion gate: learns from accept/reject which suggestion to make — and when to stay silent.
+
+An agent may have several candidate answers (the model's completion, the answer of the nearest past
+example). For each it computes a few features — the model's token log-probabilities, the similarity of
+the nearest example, whether the candidates agree, whether the text already appears in the file — and
+the gate estimates the probability that the user accepts it with an online logistic regression
+(AdaGrad, Duchi et al. 2011). The agent suggests the most probable candidate if its expected reward is
+positive. Under Cursor Tab's rewards (+0.75 accepted, -0.25 rejected, 0 silent)::
+
+    E[reward | suggest] = 0.75 p - 0.25 (1 - p) > 0   <=>   p > 0.25 = threshold
+
+and stays silent otherwise — the behaviour Cursor reports from its online RL (fewer suggestions, a
+higher accept rate), here from a 12-weight model that learns in microseconds.
+
+The *objective* says what "pays" and is the user's choice — a gate can always raise its accept rate by
+saying less, which is no win for a user who then types more:
+
+- ``"reward"`` — the expected reward above: suggest iff ``p > threshold``;
+- ``"chars"`` — expected characters saved: suggest the candidate with the largest
+  ``p * len(text) - (1 - p) * reject_chars`` iff it is positive (a rejection costs the user about
+  ``reject_chars`` characters of attention);
+- ``"keep"`` (the default) — reward *subject to not losing accepted work*: the threshold is the reward
+  threshold, lowered to the ``keep_loss`` quantile of the current probabilities of the candidates that
+  were right over the last ``window`` requests, so that (on recent evidence) at most a ``keep_loss``
+  share of the suggestions that would have been accepted is silenced (none of them, while fewer than
+  ``min_right`` are known; while none is, it suggests everything for the first ``warmup`` candidates,
+  as the frozen control does, then falls back to the reward threshold).
+
+When the frozen model's own answer is among the candidates (``plain``, see
+:class:`~lifelong.agents.Agent`), which candidate to serve is chosen conservatively: the plain answer,
+unless another source has beaten it where the two disagreed, by a margin its lower confidence bound
+clears — so learning never serves worse answers than the control; it only adds good ones and silence.
+
+Every candidate and its features are logged with the interaction (``metadata["gate"]``), and the right
+answer arrives as a correction even when the agent stayed silent, so the gate learns from every
+candidate of every request (full information: no exploration needed) and replays exactly from the log.
+Before it has learned anything the gate suggests everything (p = 0.5), as the frozen control does.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from lifelong.errors import InvalidInput
+from lifelong.experience.records import JSON, Step
+from lifelong.learners.base import Learner
+from lifelong.utils.text import normalise
+
+#: What a gate can optimise (see the module docstring).
+OBJECTIVES = ("keep", "reward", "chars")
+
+#: Key of the interaction metadata that holds the candidates: ``[{"action": ..., "features": {...}}]``.
+GATE = "gate"
+
+
+#: The source of a candidate is named by its indicator feature; ``plain`` is the frozen model's answer.
+PLAIN = "plain"
+SOURCES = (PLAIN, "model", "example")
+
+
+def source_of(features: Mapping[str, Any]) -> str:
+    """Which expert a gate candidate came from (its indicator feature)."""
+    if "agrees_with_plain" in features:  # the model said with its context what it says without
+        return PLAIN
+    return next((s for s in SOURCES if s in features), "other")
+
+
+def same_answer(a: JSON, b: JSON) -> bool:
+    """Equal up to whitespace (strings) or exactly (other JSON values)."""
+    if isinstance(a, str) and isinstance(b, str):
+        return normalise(a) == normalise(b)
+    return bool(a == b)
+
+
+class SuggestionGate(Learner):
+    """Online logistic regression over candidate features; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        objective: str = "keep",
+        threshold: float = 0.25,
+        reject_chars: float = 4.0,
+        keep_loss: float = 0.02,
+        window: int = 200,
+        min_right: int = 20,
+        warmup: int = 50,
+        z: float = 1.0,
+        min_duels: int = 20,
+        lr: float = 0.5,
+        l2: float = 1e-4,
+    ) -> None:
+        super().__init__()
+        if objective not in OBJECTIVES:
+            raise InvalidInput(
+                f"must be one of {', '.join(OBJECTIVES)}, got {objective!r}", field="objective"
+            )
+        if not 0.0 <= threshold < 1.0:
+            raise InvalidInput(f"must be in [0, 1), got {threshold}", field="threshold")
+        if reject_chars < 0:
+            raise InvalidInput(f"must be >= 0, got {reject_chars}", field="reject_chars")
+        if not 0.0 <= keep_loss < 1.0:
+            raise InvalidInput(f"must be in [0, 1), got {keep_loss}", field="keep_loss")
+        if window < 1 or min_right < 1:
+            raise InvalidInput(f"must be >= 1, got {min(window, min_right)}", field="window")
+        if lr <= 0:
+            raise InvalidInput(f"must be > 0, got {lr}", field="lr")
+        self.objective = objective
+        self.threshold = threshold
+        self.reject_chars = reject_chars
+        self.keep_loss = keep_loss
+        self.window = window
+        self.min_right = min_right
+        self.warmup = warmup
+        self.z = z
+        self.min_duels = min_duels
+        self.duels: dict[str, tuple[int, float, float]] = {}  # source -> (n, sum d, sum d^2)
+        self.lr = lr
+        self.l2 = l2
+        self.weights: dict[str, float] = {}
+        self._g2: dict[str, float] = {}
+        self.seen = 0
+        self._right: deque[dict[str, float]] = deque(maxlen=window)  # features of right candidates
+        self.cut = 0.0 if objective == "keep" else threshold
+
+    def probability(self, features: Mapping[str, float]) -> float:
+        """Estimated probability that a candidate with these features is accepted."""
+        z = self.weights.get("bias", 0.0) + sum(self.weights.get(k, 0.0) * v for k, v in features.items())
+        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+
+    def value(self, answer: JSON, p: float) -> float:
+        """The objective's expected value of suggesting ``answer`` (accepted with probability ``p``);
+        staying silent is worth 0."""
+        if self.objective == "chars":
+            return p * len(str(answer).strip()) - (1.0 - p) * self.reject_chars
+        return p - self.cut  # reward and keep: suggest above the (current) threshold
+
+    def choose(self, candidates: list[tuple[JSON, dict[str, float]]]) -> tuple[JSON, float]:
+        """The candidate to suggest and its probability; (None, p) when staying silent pays more.
+
+        With a ``plain`` candidate (the frozen model's own answer) the choice is conservative: that
+        answer is served unless another source has been shown, with confidence, to beat it where the
+        two disagree (:meth:`trusted_source`); the objective then decides between it and silence.
+        """
+        if not candidates:
+            return None, 0.0
+        sources = [source_of(features) for _, features in candidates]
+        if PLAIN in sources:
+            trusted = self.trusted_source()
+            n = sources.index(trusted) if trusted in sources else sources.index(PLAIN)
+            answer, features = candidates[n]
+            p = self.probability(features)
+            return (answer if self.value(answer, p) > 0 else None), p
+        scored = []
+        for n, (answer, features) in enumerate(candidates):
+            p = self.probability(features)
+            scored.append((self.value(answer, p), p, n))
+        value, p, best = max(scored, key=lambda s: (s[0], -s[2]))  # ties: the earlier candidate
+        return (candidates[best][0] if value > 0 else None), p
+
+    def utility(self, action: JSON, truth: JSON) -> float:
+        """What ``action`` was worth under the objective once the right answer ``truth`` is known."""
+        if action is None:
+            return 0.0
+        right = same_answer(action, truth)
+        if self.objective == "chars":
+            return float(len(str(truth).strip())) if right else -self.reject_chars
+        return 0.75 if right else -0.25
+
+    def trusted_source(self) -> str:
+        """The source to serve over the plain answer: the one whose advantage where they disagree
+        (right minus plain right, per disagreement) has the largest lower confidence bound
+        ``mean - z sd / sqrt(n)`` above 0 — a conservative improvement on the frozen model, in the spirit
+        of conservative bandits (Wu et al., NeurIPS 2016); the plain answer otherwise."""
+        best, best_bound = PLAIN, 0.0
+        for source, (n, total, squares) in self.duels.items():
+            if n < self.min_duels:
+                continue
+            mean = total / n
+            sd = math.sqrt(max(squares / n - mean * mean, 0.0))
+            bound = mean - self.z * sd / math.sqrt(n)
+            if bound > best_bound:
+                best, best_bound = source, bound
+        return best
+
+    def _duel(self, gate: list[Any], truth: JSON) -> None:
+        """Record, for each other source, whether it beat the plain answer where they disagreed."""
+        rows = [
+            (source_of(c["features"]), c.get("action")) for c in gate if isinstance(c.get("features"), dict)
+        ]
+        plain = [a for s, a in rows if s == PLAIN]
+        if not plain:
+            return
+        plain_right = float(same_answer(plain[0], truth))
+        for source, action in rows:
+            if source == PLAIN:
+                continue
+            d = float(same_answer(action, truth)) - plain_right
+            n, total, squares = self.duels.get(source, (0, 0.0, 0.0))
+            self.duels[source] = (n + 1, total + d, squares + d * d)
+
+    def _learn(self, step: Step) -> bool:
+        gate = step.interaction.metadata.get(GATE)
+        if not isinstance(gate, list) or not gate:
+            return False
+        has_truth = step.corrected
+        truth = step.correction
+        accepted = step.accepted
+        if has_truth:
+            self._duel(gate, truth)
+        changed = False
+        for candidate in gate:
+            action, features = candidate.get("action"), candidate.get("features")
+            if not isinstance(features, dict):
+                continue
+            if has_truth:
+                label = same_answer(action, truth)
+            elif accepted is not None and same_answer(action, step.interaction.action):
+                label = accepted
+            else:
+                continue
+            self._sgd(features, 1.0 if label else 0.0)
+            if label:
+                self._right.append({str(k): float(v) for k, v in features.items()})
+            changed = True
+        if changed and self.objective == "keep":
+            self.cut = self._keep_cut()
+        return changed
+
+    def _keep_cut(self) -> float:
+        """The reward threshold, lowered so that at most ``keep_loss`` of the recent right candidates
+        fall below it (below all of them while fewer than ``min_right`` are known; while none is, 0 for
+        the first ``warmup`` candidates and then the plain reward threshold)."""
+        if not self._right:  # no accepted work seen yet: like the control at first, then the reward rule
+            return 0.0 if self.seen < self.warmup else self.threshold
+        p = np.array([self.probability(f) for f in self._right])
+        loss = self.keep_loss if len(self._right) >= self.min_right else 0.0
+        return float(min(self.threshold, np.quantile(p, loss, method="lower") - 1e-9))
+
+    def _sgd(self, features: Mapping[str, Any], y: float) -> None:
+        grad = self.probability(features) - y  # d(log loss)/dz
+        for key, value in [("bias", 1.0), *features.items()]:
+            g = grad * float(value) + self.l2 * self.weights.get(key, 0.0)
+            self._g2[key] = self._g2.get(key, 0.0) + g * g
+            self.weights[key] = self.weights.get(key, 0.0) - self.lr * g / math.sqrt(self._g2[key] + 1e-8)
+        self.seen += 1
+
+    def _get_state(self) -> dict[str, Any]:
+        return {
+            "weights": dict(self.weights),
+            "g2": dict(self._g2),
+            "seen": self.seen,
+            "right": list(self._right),
+            "cut": self.cut,
+            "duels": {k: list(v) for k, v in self.duels.items()},
+        }
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        self.weights = {k: float(v) for k, v in state["weights"].items()}
+        self._g2 = {k: float(v) for k, v in state["g2"].items()}
+        self.seen = int(state["seen"])
+        self._right = deque(
+            ({str(k): float(v) for k, v in f.items()} for f in state.get("right", [])), maxlen=self.window
+        )
+        self.cut = float(state.get("cut", self.threshold))
+        self.duels = {
+            str(k): (int(v[0]), float(v[1]), float(v[2])) for k, v in state.get("duels", {}).items()
+        }
+
+    def config(self) -> dict[str, JSON]:
+        return {
+            "objective": self.objective,
+            "threshold": self.threshold,
+            "reject_chars": self.reject_chars,
+            "keep_loss": self.keep_loss,
+            "window": self.window,
+            "lr": self.lr,
+            "l2": self.l2,
+        }
