@@ -110,22 +110,6 @@ def test_memory_is_per_user_and_recall_changes_nothing() -> None:
     assert digest(memory.state_dict()) == state
 
 
-def test_frozen_memory_learns_nothing() -> None:
-    memory = Memory(EMBED).freeze()
-    tell(memory, "Ada likes jazz")
-    assert len(memory) == 0 and memory.version == 0
-
-
-def test_memory_state_round_trips() -> None:
-    memory = Memory(EMBED)
-    tell(memory, "Ada lives in Paris", key="city")
-    tell(memory, "Ada lives in Berlin", key="city")
-    copy = Memory(EMBED)
-    copy.load_state_dict(memory.state_dict())
-    assert digest(copy.state_dict()) == digest(memory.state_dict())
-    assert [r.item.text for r in copy.recall("lives", ADA)] == ["Ada lives in Berlin"]
-
-
 def test_memory_validates_its_parameters() -> None:
     with pytest.raises(InvalidInput, match="merge_threshold"):
         Memory(EMBED, merge_threshold=1.5)

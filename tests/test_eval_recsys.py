@@ -14,6 +14,7 @@ from lifelong.envs.recsys import load_movielens
 from lifelong.errors import InvalidInput
 from lifelong.eval.recsys import (
     background_users,
+    cold_start,
     cold_start_recall,
     held_out_users,
     learn_throughput,
@@ -73,6 +74,18 @@ def test_cold_start_recall_on_a_fixed_held_out_set(data) -> None:  # type: ignor
     assert sorted(by_k) == [0, 5, 20] and all(0 <= v <= 1 for v in by_k.values())
     popular = cold_start_recall(lambda s: Popularity(), data, held_out, background, ks=(0, 20))
     assert popular[0] > popular[20]  # later positives are less popular items: popularity decays with k
+    # ... and that is the targets, not learning: the frozen control falls as much, a user-blind model
+    # gains nothing from the user's positives
+    run = cold_start(lambda s: Popularity(), data, held_out, background, ks=(0, 20))
+    assert run.recall == popular and run.frozen == popular and run.gain == {0: 0.0, 20: 0.0}
+    learner = cold_start(
+        lambda s: ImplicitFactorization(seed=s), data, held_out, background, ks=(0, 20), as_of="arrival"
+    )
+    assert (
+        learner.as_of == "arrival"
+        and learner.gain[0] == 0.0
+        and all(0 <= v <= 1 for v in learner.recall.values())
+    )
     with pytest.raises(InvalidInput):
         held_out_users(data, 10_000)
 

@@ -120,17 +120,6 @@ def test_embedding_experts_learn_a_class_from_one_example_and_keep_tenants_apart
     assert {a for a, _ in expert.propose("card stolen", Scope("t1"), 5)} == {"stolen", "pin"}
 
 
-def test_embedding_softmax_replays_to_the_same_weights() -> None:
-    steps = [_label_step(f"query {i % 7} about topic {i % 3}", f"label{i % 3}") for i in range(40)]
-    a, b = EmbeddingSoftmax(EMBED), EmbeddingSoftmax(EMBED)
-    a.learn_many(steps)
-    b.learn_many(steps)
-    assert digest(a.state_dict()) == digest(b.state_dict())
-    c = EmbeddingSoftmax(EMBED)
-    c.load_state_dict(a.state_dict())
-    assert c.scores("query 1 about topic 1", Scope("t1")) == a.scores("query 1 about topic 1", Scope("t1"))
-
-
 def test_an_agent_with_experts_logs_their_proposals_and_beats_its_vote_on_a_stream() -> None:
     rng = np.random.default_rng(0)
     topics = {f"topic{t}": [f"w{t}_{j}" for j in range(6)] for t in range(8)}

@@ -150,3 +150,20 @@ def test_the_checker_sees_imports(family: str) -> None:
         for name, targets in graph.items()
         if name.startswith(f"lifelong.learners.{family}.")
     )
+
+
+def test_the_small_api_resolves_every_name() -> None:
+    for name in lifelong.__all__:
+        assert getattr(lifelong, name) is not None, name
+    with pytest.raises(AttributeError):
+        lifelong.NoSuchThing  # noqa: B018
+
+
+def test_importing_the_errors_does_not_load_the_learners() -> None:
+    # The CLI and every child process import lifelong.errors first: it must stay cheap.
+    import subprocess
+    import sys
+
+    code = "import sys, lifelong.errors; print('numba' in sys.modules, 'lifelong.learners' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]

@@ -1,4 +1,4 @@
-"""The learner contract, checked on every learner shipped so far."""
+"""OnlineSoftmax and river learning from text, and the intent stream (the contract: test_contract.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from lifelong.envs.intent_stream import IntentStream
 from lifelong.errors import InvalidInput
 from lifelong.experience import Feedback, Interaction, Scope, Step
 from lifelong.learners import Learner, OnlineSoftmax
-from lifelong.state import digest
 from lifelong.utils.text import HashedText
 
 WORDS = {
@@ -52,39 +51,6 @@ FACTORIES: dict[str, Callable[[], Learner]] = {
 @pytest.fixture(params=sorted(FACTORIES))
 def make(request: pytest.FixtureRequest) -> Callable[[], Learner]:
     return FACTORIES[request.param]
-
-
-def test_frozen_learner_learns_nothing(make: Callable[[], Learner]) -> None:
-    learner = make()
-    steps = synthetic_steps(20)
-    learner.learn_many(steps[:5])
-    before = digest(learner.state_dict())
-    learner.frozen = True
-    assert learner.learn_many(steps[5:]) == 0
-    assert learner.version == 5 and digest(learner.state_dict()) == before
-
-
-def test_version_counts_updates_and_state_round_trips(make: Callable[[], Learner]) -> None:
-    learner = make()
-    steps = synthetic_steps(30)
-    assert learner.learn_many(steps) == 30 and learner.version == 30
-    bare = Interaction(Scope(), "hello")
-    assert not learner.learn(Step(bare, (Feedback.reward(bare.id, 1.0),)))  # nothing usable
-    assert learner.version == 30
-    copy = make()
-    copy.load_state_dict(learner.state_dict())
-    probes = [s.interaction.observation for s in synthetic_steps(20, seed=1)]
-    assert [copy.predict(p) for p in probes] == [learner.predict(p) for p in probes]  # type: ignore[attr-defined]
-    assert copy.version == learner.version
-
-
-def test_incremental_equals_replay(make: Callable[[], Learner]) -> None:
-    steps = synthetic_steps(50)
-    a, b = make(), make()
-    for step in steps:
-        a.learn(step)
-    b.learn_many(list(steps))
-    assert digest(a.state_dict()) == digest(b.state_dict())
 
 
 def test_learning_beats_chance_and_is_visible_at_next_predict(make: Callable[[], Learner]) -> None:

@@ -49,6 +49,7 @@ from lifelong.learners.weights.policy_gradient import SAMPLE, sample_metadata
 from lifelong.models.base import Completion, Model
 from lifelong.models.trainable import SUGGEST
 from lifelong.utils.text import normalise
+from lifelong.utils.validation import check_scalar
 
 if TYPE_CHECKING:
     from lifelong.learners.weights.policy_gradient import PolicyGradient
@@ -161,10 +162,8 @@ class Agent:
             raise InvalidInput(
                 "a policy learner trains the agent's own model: pass policy.model", field="policy"
             )
-        if token_budget < 16:
-            raise InvalidInput(f"must be >= 16 tokens, got {token_budget}", field="token_budget")
-        if vote_k < 1:
-            raise InvalidInput(f"must be >= 1, got {vote_k}", field="vote_k")
+        check_scalar(token_budget, "token_budget", int, min_val=16)
+        check_scalar(vote_k, "vote_k", int, min_val=1)
         names = [e.name for e in experts]
         if len(set(names)) != len(names) or set(names) & {"llm", "knn", "nearest", "lessons"}:
             raise InvalidInput(
@@ -239,7 +238,7 @@ class Agent:
         store: VersionStore | None = None,
         rebuild_with: Mapping[str, Callable[[], Learner]] | None = None,
     ) -> ErasureReport:
-        """Erase ``user`` of ``tenant`` (see :func:`lifelong.erasure.forget`): their interactions and
+        """Erase ``user`` of ``tenant`` (see :func:`lifelong.state.erasure.forget`): their interactions and
         feedback, every memory, example and lesson any of them contributed to, the logged requests the
         harness search keeps for replay, the embedder caches' copies of their texts, and — with a
         ``store`` — their provenance and every snapshot that holds them. Learners named in

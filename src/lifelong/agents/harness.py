@@ -32,17 +32,18 @@ from its snapshots.
 
 from __future__ import annotations
 
+import copy
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from lifelong.errors import InvalidInput
 from lifelong.experience.records import JSON, Interaction, Scope, Step
 from lifelong.learners.base import Learner
 from lifelong.learners.context.base import right_answer
 from lifelong.learners.context.gate import same_answer
 from lifelong.state.store import GateResult
+from lifelong.utils.validation import check_scalar
 
 if TYPE_CHECKING:
     from lifelong.state.store import VersionStore
@@ -66,11 +67,8 @@ class HarnessConfig:
 
     def __post_init__(self) -> None:
         for name in ("examples", "lessons", "memory"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 0:
-                raise InvalidInput(f"must be an int >= 0, got {value!r}", field=name)
-        if self.context_lines is not None and self.context_lines < 1:
-            raise InvalidInput(f"must be >= 1, got {self.context_lines}", field="context_lines")
+            check_scalar(getattr(self, name), name, int, min_val=0)
+        check_scalar(self.context_lines, "context_lines", int, min_val=1, allow_none=True)
 
     def to_dict(self) -> dict[str, JSON]:
         return dict(asdict(self))
@@ -163,10 +161,8 @@ class HarnessSearch(Learner):
     ) -> None:
         super().__init__()
         for name, value in (("every", every), ("replay", replay), ("budget", budget), ("watch", watch)):
-            if value < 1:
-                raise InvalidInput(f"must be >= 1, got {value}", field=name)
-        if margin < 0:
-            raise InvalidInput(f"must be >= 0, got {margin}", field="margin")
+            check_scalar(value, name, int, min_val=1)
+        check_scalar(margin, "margin", float, min_val=0)
         self.current = default or HarnessConfig()
         self.default = self.current
         self.fixed_candidates = list(candidates) if candidates is not None else None
@@ -203,6 +199,7 @@ class HarnessSearch(Learner):
             i.id, i.observation, [i.scope.tenant, i.scope.user, i.scope.session], i.time, truth
         )
         self._pool.append(request)
+        self.provenance.record("pool", step)  # the request is kept (and replayed) until it ages out
         self.answered += 1
         if self.phase == "watch":
             model_answer = i.metadata.get(MODEL_ANSWER)
@@ -350,7 +347,7 @@ class HarnessSearch(Learner):
             "answered": self.answered,
             "next_round": self.next_round,
             "calls": self.calls,
-            "rounds": [dict(r) for r in self.rounds],
+            "rounds": copy.deepcopy(self.rounds),
             "pool": [asdict(r) for r in self._pool],
             "candidates": [c.to_dict() for c in self._candidates],
             "queue": [list(q) for q in self._queue],
@@ -376,9 +373,6 @@ class HarnessSearch(Learner):
         self._scores = [[float(x) for x in s] for s in state["scores"]]
         self._watched = [_Request(**r) for r in state["watched"]]
         self._paired = [(float(a), float(b)) for a, b in state["paired"]]
-
-    def config(self) -> dict[str, JSON]:
-        return {"every": self.every, "replay": self.replay, "budget": self.budget, "watch": self.watch}
 
 
 #: Key of the interaction metadata holding the model's own answer (before lessons, experts and gate).

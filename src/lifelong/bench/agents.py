@@ -396,12 +396,13 @@ def code_completion(args: argparse.Namespace) -> Result:
 
 
 def intent_stream(args: argparse.Namespace) -> Result:
-    from lifelong.data import data_path
+    from lifelong.bench.intents import load_data
 
-    folder = data_path("banking77", args.data)
-    stream = IntentStream.banking77(folder)  # missing or malformed data fails before a model loads
+    # A folder in BANKING77 layout streams its train.csv; a single CSV streams all its rows (no probe here).
+    data = load_data(args, holdout=0.0)  # missing or malformed data fails before a model loads
+    stream = IntentStream.from_data(data)
     model, embedder = _models()
-    dataset = folder.name
+    dataset = data.name
     items = args.steps or 1000
     variants, ablations = _variants(args, ("learner", "control"), ("legacy", "examples"))
     task = LabelTask(stream.labels, instruction=INTENT_INSTRUCTION)
@@ -461,6 +462,7 @@ def intent_stream(args: argparse.Namespace) -> Result:
         result.add_metric(f"{name}.repeat_error_near_duplicate", rates)
     result.config = {
         "dataset": dataset,
+        "data": data.describe(),
         "items": items,
         "window": window,
         "labels": len(task.labels),

@@ -2,6 +2,10 @@
 
 The online softmax on hashed text against its frozen control and river's naive Bayes, prequentially;
 as five sequential tasks (ACC/BWT/FWT); and its adaptation gap on intents it has never seen.
+
+``--data`` names a folder in BANKING77 layout (``train.csv`` streamed, ``test.csv`` probed) or one CSV of
+text and label whose ``--holdout`` share of each label is the probe (:func:`lifelong.data.load_intents`;
+formats in ``docs/data.md``). The result's ``config["data"]`` says which data ran and its size.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from lifelong.data import load_banking77
+from lifelong.data import INTENT_COLUMNS, IntentData, load_intents, parse_columns, parse_delimiter
 from lifelong.envs.intent_stream import IntentStream, accuracy_probe
 from lifelong.errors import InvalidInput
 from lifelong.eval import Result, adaptation_gap, continual_matrix, merge_results, prequential, run_stream
@@ -38,16 +42,36 @@ def _river_peer() -> Callable[[int], Learner] | None:
     return make
 
 
+def load_data(args: argparse.Namespace, *, holdout: float | None = None) -> IntentData:
+    """The intents ``--data`` names (default: the shared BANKING77), read with ``--columns``,
+    ``--delimiter`` and ``--holdout`` (for a single CSV file)."""
+    share = getattr(args, "holdout", None)
+    return load_intents(
+        getattr(args, "data", None),
+        columns=parse_columns(getattr(args, "columns", None), tuple(INTENT_COLUMNS)),
+        delimiter=parse_delimiter(getattr(args, "delimiter", None)),
+        holdout=holdout if holdout is not None else 0.2 if share is None else share,
+    )
+
+
+def _need_labels(data: IntentData, n: int, suite: str) -> None:
+    if len(data.categories) < n:
+        raise InvalidInput(
+            f"{data.source} has {len(data.categories)} labels; {suite} needs at least {n}", field="--data"
+        )
+
+
 def intent_linear(args: argparse.Namespace) -> Result:
-    """Prequential BANKING77: OnlineSoftmax vs its frozen control (after a warm-up) vs river NB."""
+    """Prequential intents: OnlineSoftmax vs its frozen control (after a warm-up) vs river NB."""
     seeds = list(range(args.seeds))
     if not seeds:
         raise InvalidInput("must be >= 1", field="--seeds")
-    probe_env = IntentStream.banking77(args.data, split="test")
+    data = load_data(args)
+    probe_env = IntentStream.from_data(data, split="test")
     probe = accuracy_probe(probe_env.texts, probe_env.labels)
 
     def make_env(seed: int) -> IntentStream:
-        return IntentStream.banking77(args.data, limit=args.steps)
+        return IntentStream.from_data(data, limit=args.steps)
 
     def make_learner(seed: int) -> Learner:
         return OnlineSoftmax()
@@ -73,7 +97,7 @@ def intent_linear(args: argparse.Namespace) -> Result:
             result.add_metric(f"ratio_vs_river.{metric}", [a / b for a, b in zip(ours, theirs, strict=True)])
         speed = zip(result.timings["steps_per_second"], peer_result.timings["steps_per_second"], strict=True)
         result.add_metric("ratio_vs_river.steps_per_second", [a / b for a, b in speed])
-    result.config["data"] = "BANKING77 train.csv stream (held-out probe: test.csv)"
+    result.config["data"] = {**data.describe(), "use": "the train split streamed, the test split probed"}
     return result
 
 
@@ -88,8 +112,10 @@ def _subset(texts: list[str], labels: list[str], keep: set[str]) -> tuple[list[s
 
 
 def intent_continual(args: argparse.Namespace) -> Result:
-    """BANKING77 as 5 tasks of ~15 intents each, learned one after another: R, ACC, BWT, FWT."""
-    train, test, categories = load_banking77(args.data)
+    """The intents as 5 tasks (BANKING77: ~15 intents each), learned one after another: R, ACC, BWT, FWT."""
+    data = load_data(args)
+    _need_labels(data, 5, "intent-continual")
+    train, test, categories = data.train, data.test, data.categories
     tasks = []
     for group in _intent_groups(categories, 5, seed=0):
         keep = set(group)
@@ -99,13 +125,19 @@ def intent_continual(args: argparse.Namespace) -> Result:
     result = continual_matrix(
         lambda seed: OnlineSoftmax(), tasks, list(range(args.seeds)), name="intent-continual"
     )
-    result.config["data"] = "BANKING77: 5 tasks of 15-16 intents (train.csv streams, test.csv probes)"
+    result.config["data"] = {
+        **data.describe(),
+        "use": "5 tasks of a fifth of the labels each (train split streams, test split probes)",
+    }
     return result
 
 
 def intent_adaptation(args: argparse.Namespace) -> Result:
-    """Adaptation gap G(k) on 10 intents never seen, after learning the other 67 from their stream."""
-    train, test, categories = load_banking77(args.data)
+    """Adaptation gap G(k) on 10 intents never seen, after learning the others (BANKING77: 67) from their
+    stream."""
+    data = load_data(args)
+    _need_labels(data, 11, "intent-adaptation")
+    train, test, categories = data.train, data.test, data.categories
 
     def split(seed: int) -> tuple[set[str], set[str]]:
         order = np.random.default_rng(seed).permutation(len(categories))
@@ -127,7 +159,8 @@ def intent_adaptation(args: argparse.Namespace) -> Result:
 
     ks = (0, 10, 20, 50, 100, 200, 500, 1000)
     result = adaptation_gap(make_learner, make_task, list(range(args.seeds)), ks, name="intent-adaptation")
-    result.config["data"] = (
-        "BANKING77: learn 67 intents, then adapt to 10 unseen ones (probe: their test.csv)"
-    )
+    result.config["data"] = {
+        **data.describe(),
+        "use": f"learn {len(categories) - 10} labels, then adapt to 10 unseen ones (probe: their test split)",
+    }
     return result

@@ -35,6 +35,7 @@ from lifelong.envs.base import Env, StepResult
 from lifelong.errors import InvalidInput, NotFound
 from lifelong.experience.records import Scope
 from lifelong.utils.text import normalise
+from lifelong.utils.validation import check_scalar
 
 __all__ = ["CodeCompletion", "normalise", "source_files", "stdlib_files"]
 
@@ -102,10 +103,8 @@ class CodeCompletion(Env[dict[str, str], str | None]):
     ) -> None:
         if not files:
             raise InvalidInput("no source files given", field="files")
-        if not 0.0 < rate <= 1.0:
-            raise InvalidInput(f"must be in (0, 1], got {rate}", field="rate")
-        if limit is not None and limit < 1:
-            raise InvalidInput(f"must be >= 1, got {limit}", field="limit")
+        check_scalar(rate, "rate", float, min_val=0, max_val=1, include_boundaries="right")
+        check_scalar(limit, "limit", int, min_val=1, allow_none=True)
         self.paths = [Path(f) for f in files]
         self.root = Path(root) if root is not None else Path(_common_root(self.paths))
         self.lines: list[list[str]] = []

@@ -1,6 +1,7 @@
 """Intent stream: customer-service queries arrive one by one; the agent names each one's intent.
 
-Built on BANKING77 (77 fine-grained intents). Each step the environment shows a query; the action is an
+Built on BANKING77 (77 fine-grained intents), or any CSV of text and label (:meth:`IntentStream.from_data`
+with :func:`lifelong.data.load_intents`). Each step the environment shows a query; the action is an
 intent name (or None to abstain); the reward is 1 for the right intent and 0 otherwise, and the info
 carries the right intent as a correction, so the learner sees what it should have said.
 
@@ -20,10 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from lifelong.data import load_banking77
+from lifelong.data import IntentData, load_banking77
 from lifelong.envs.base import Env, StepResult
 from lifelong.errors import InvalidInput
 from lifelong.experience.records import Scope
+from lifelong.utils.validation import check_choice, check_scalar
 
 
 class IntentStream(Env[str, str | None]):
@@ -41,8 +43,7 @@ class IntentStream(Env[str, str | None]):
             raise InvalidInput(f"{len(texts)} texts but {len(labels)} labels", field="labels")
         if not texts:
             raise InvalidInput("the stream is empty", field="texts")
-        if limit is not None and limit < 1:
-            raise InvalidInput(f"must be >= 1, got {limit}", field="limit")
+        check_scalar(limit, "limit", int, min_val=1, allow_none=True)
         self.texts = list(texts)
         self.labels = list(labels)
         self.limit = min(limit, len(texts)) if limit is not None else len(texts)
@@ -56,10 +57,18 @@ class IntentStream(Env[str, str | None]):
         cls, path: str | Path | None = None, *, split: str = "train", limit: int | None = None
     ) -> IntentStream:
         train, test, _ = load_banking77(path)
-        data = {"train": train, "test": test}.get(split)
-        if data is None:
-            raise InvalidInput(f"must be 'train' or 'test', got {split!r}", field="split")
+        data = {"train": train, "test": test}[check_choice(split, "split", ("train", "test"))]
         return cls(data.texts, data.labels, limit=limit, scope=Scope(tenant="banking77"))
+
+    @classmethod
+    def from_data(cls, data: IntentData, *, split: str = "train", limit: int | None = None) -> IntentStream:
+        """A stream of one split of :func:`~lifelong.data.load_intents`'s data (a folder or a CSV file)."""
+        rows = {"train": data.train, "test": data.test}[check_choice(split, "split", ("train", "test"))]
+        if not rows.texts:
+            raise InvalidInput(
+                f"{data.source} has no {split} split (--holdout 0 holds out nothing)", field="split"
+            )
+        return cls(rows.texts, rows.labels, limit=limit, scope=Scope(tenant=data.tenant))
 
     def __len__(self) -> int:
         return self.limit

@@ -1,9 +1,12 @@
-"""Recommendation environments: MovieLens 100K replayed in time order, and a simulated user population.
+"""Recommendation environments: a rating log replayed in time order, and a simulated user population.
 
-- :func:`load_movielens` reads ``u.data`` (user, item, rating 1–5, unix time), ``u.item`` (19 genre
-  flags per movie) and ``u.user`` (age, gender, occupation) from a MovieLens 100K folder, sorted by time,
-  and fails with a message naming the file, the line and the source when something is missing or
-  malformed.
+- :class:`Ratings` is a rating (or interaction) log sorted by time, with dense integer ids and, when the
+  data has them, item genres and user demographics. :func:`load_ratings` reads either
+  :func:`load_movielens` — a MovieLens 100K folder: ``u.data`` (user, item, rating 1–5, unix time),
+  ``u.item`` (19 genre flags per movie), ``u.user`` (age, gender, occupation) — or
+  :func:`load_ratings_csv` — any CSV with user, item, rating (or a 0/1 label) and time columns: string
+  ids, float ratings (half stars), unix seconds or ISO 8601 times, no side features. Both fail with a
+  message naming the file, the line (and the column) when something is missing or malformed.
 - :class:`SimulatedUsers` is a population with hidden preference vectors and a logistic click model:
   each step one user arrives, the action is the item shown, the user accepts (clicks) with probability
   σ(u·v + b_item); ``info["best_reward"]`` is the click probability of the user's best item, so the
@@ -12,48 +15,91 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from lifelong.data import SOURCES, data_path
+from lifelong.data import SOURCES, CsvTable, data_path
 from lifelong.envs.base import Env, StepResult
 from lifelong.errors import InvalidInput, NotFound
-from lifelong.experience.records import Scope
+from lifelong.experience.records import MAX_TIME, Scope
+from lifelong.utils.validation import check_scalar
 
 N_GENRES = 19
 
+#: Header names of the rating CSV's columns, tried in order (``--columns user=...,time=...`` overrides).
+RATING_COLUMNS: dict[str, tuple[str, ...]] = {
+    "user": ("user", "user_id", "userid", "uid"),
+    "item": ("item", "item_id", "itemid", "movie", "movie_id", "movieid", "iid"),
+    "rating": ("rating", "label", "score", "value"),
+    "time": ("time", "timestamp", "ts", "datetime", "date"),
+}
+#: The rating at or above which an event is a positive, unless the data says otherwise (4 of 5 stars).
+DEFAULT_POSITIVE = 4.0
+
 
 @dataclass(frozen=True)
-class MovieLens:
-    """Ratings sorted by time (ties by file order), with item genres and user demographics.
+class Ratings:
+    """Ratings sorted by time (ties by file order), with the ids the file wrote and optional side features.
 
-    Ids are the file's (1-based) ids; ``genres[item]`` and ``age[user]`` etc. are indexed by them
-    (row 0 unused).
+    ``user`` and ``item`` are dense ids 1..n (row 0 unused); ``user_ids[u]`` / ``item_ids[i]`` are the
+    ids as the file wrote them (MovieLens's numbers, or any string). ``threshold``: a rating at or above
+    it is a positive (what the top-N protocols rank for). ``genres`` (n_items + 1 × 19 flags), ``age``,
+    ``gender`` and ``occupation`` (indexed by dense id) are None when the data has no side features.
+    ``source`` says what the data is and where it was read from.
     """
 
     user: np.ndarray
     item: np.ndarray
     rating: np.ndarray
     time: np.ndarray
-    genres: np.ndarray  # (n_items + 1) × 19, 0/1
-    titles: list[str]
-    age: np.ndarray
-    gender: list[str]
-    occupation: list[str]
+    n_users: int
+    n_items: int
+    source: str
+    format: str
+    user_ids: list[str]
+    item_ids: list[str]
+    threshold: float = DEFAULT_POSITIVE
+    genres: np.ndarray | None = None
+    titles: list[str] | None = None
+    age: np.ndarray | None = None
+    gender: list[str] | None = None
+    occupation: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.rating)
 
     @property
-    def n_users(self) -> int:
-        return len(self.age) - 1
+    def name(self) -> str:
+        """The data's name: MovieLens 100K, or the CSV file's name."""
+        return "MovieLens 100K" if self.format.startswith("MovieLens") else Path(self.source).name
 
     @property
-    def n_items(self) -> int:
-        return len(self.genres) - 1
+    def has_features(self) -> bool:
+        """Whether item genres and user demographics are known (the +features rating model needs them)."""
+        return self.genres is not None and self.age is not None
+
+    def describe(self) -> dict[str, Any]:
+        """What a result records as its data: path, format, sizes, rating range, time span."""
+        span = float(self.time.max() - self.time.min()) if len(self) else 0.0
+        return {
+            "path": self.source,
+            "format": self.format,
+            "events": len(self),
+            "users": self.n_users,
+            "items": self.n_items,
+            "ratings": [float(self.rating.min()), float(self.rating.max())] if len(self) else [],
+            "positive_at_or_above": self.threshold,
+            "positives": int((self.rating >= self.threshold).sum()),
+            "span_days": round(span / 86_400, 1),
+            "side_features": self.has_features,
+        }
 
 
 def _lines(file: Path, folder: Path) -> list[str]:
@@ -68,7 +114,42 @@ def _lines(file: Path, folder: Path) -> list[str]:
     return lines
 
 
-def load_movielens(path: str | Path | None = None) -> MovieLens:
+def load_ratings(
+    path: str | Path | None = None,
+    *,
+    columns: Mapping[str, str] | None = None,
+    delimiter: str | None = None,
+    positive: float | None = None,
+) -> Ratings:
+    """A rating log from ``path``: a CSV file (:func:`load_ratings_csv`), a MovieLens 100K folder, or a data
+    folder holding ``ml-100k/``; None is the shared ``ml-100k``. ``columns`` and ``delimiter`` apply to a
+    CSV only; ``positive`` overrides the positive threshold of either."""
+    if path is not None and Path(path).is_file():
+        return load_ratings_csv(path, columns=columns, delimiter=delimiter, positive=positive)
+    if path is not None and not Path(path).exists():
+        raise NotFound(f"{path} does not exist; expected {SOURCES['ratings-csv']}, or {SOURCES['ml-100k']}")
+    if columns or delimiter is not None:
+        raise InvalidInput(
+            f"{path or 'the MovieLens folder'} is a MovieLens folder; --columns and --delimiter describe a "
+            "CSV file",
+            field="--columns" if columns else "--delimiter",
+        )
+    folder = None if path is None else Path(path)
+    if folder is not None and not (folder / "u.data").exists() and (folder / "ml-100k").is_dir():
+        folder = folder / "ml-100k"
+    data = load_movielens(folder)
+    if positive is None:
+        return data
+    return dataclasses.replace(data, threshold=_positive(positive))
+
+
+def _positive(value: float) -> float:
+    if not math.isfinite(value):
+        raise InvalidInput(f"must be a finite rating, got {value}", field="--positive")
+    return float(value)
+
+
+def load_movielens(path: str | Path | None = None) -> Ratings:
     """MovieLens 100K from its folder (``u.data``, ``u.item``, ``u.user``)."""
     folder = data_path("ml-100k", path)
     rows = []
@@ -141,17 +222,121 @@ def load_movielens(path: str | Path | None = None) -> MovieLens:
         raise InvalidInput(
             "u.data refers to items or users that u.item / u.user do not list", field=str(folder)
         )
-    return MovieLens(
-        data[:, 0],
-        data[:, 1],
-        data[:, 2].astype(np.float64),
-        data[:, 3],
-        genres,
-        titles,
-        age,
-        gender,
-        occupation,
+    n_users, n_items = len(age) - 1, len(genres) - 1
+    return Ratings(
+        user=data[:, 0],
+        item=data[:, 1],
+        rating=data[:, 2].astype(np.float64),
+        time=data[:, 3],
+        n_users=n_users,
+        n_items=n_items,
+        source=str(folder),
+        format="MovieLens 100K folder (u.data, u.item, u.user)",
+        user_ids=[""] + [str(n) for n in range(1, n_users + 1)],
+        item_ids=[""] + [str(n) for n in range(1, n_items + 1)],
+        genres=genres,
+        titles=titles,
+        age=age,
+        gender=gender,
+        occupation=occupation,
     )
+
+
+def load_ratings_csv(
+    file: str | Path,
+    *,
+    columns: Mapping[str, str] | None = None,
+    delimiter: str | None = None,
+    positive: float | None = None,
+) -> Ratings:
+    """A rating or interaction log from a CSV file with a header row (``docs/data.md``).
+
+    Columns (found by the names of :data:`RATING_COLUMNS`, or named by ``columns``): ``user`` and
+    ``item`` — any non-empty strings, mapped to dense ids 1..n in order of first appearance; ``rating``
+    — a finite number (half stars, a score, or a 0/1 label); ``time`` — unix seconds (a number) or an
+    ISO 8601 date or date-time (UTC when it names no zone). Rows are sorted by time, ties in file order.
+    An event is a positive when its rating is at least ``positive``: by default 1 when every rating is
+    0 or 1 (a label), else :data:`DEFAULT_POSITIVE`. Such a log has no side features.
+    """
+    file = Path(file)
+    users: dict[str, int] = {}
+    items: dict[str, int] = {}
+    user_col: list[int] = []
+    item_col: list[int] = []
+    ratings: list[float] = []
+    times: list[float] = []
+    expected = f"(expected {SOURCES['ratings-csv']})"
+    with CsvTable(file, RATING_COLUMNS, columns=columns, delimiter=delimiter, expected=expected) as table:
+        for line, row in table:
+            user, item = row["user"].strip(), row["item"].strip()
+            if not user:
+                raise table.error(line, "user", "is empty")
+            if not item:
+                raise table.error(line, "item", "is empty")
+            try:
+                rating = float(row["rating"])
+            except ValueError:
+                raise table.error(line, "rating", f"{row['rating'][:40]!r} is not a number") from None
+            if not math.isfinite(rating):
+                raise table.error(line, "rating", f"{row['rating'][:40]!r} is not a finite number")
+            stamp = _seconds(row["time"])
+            if stamp is None:
+                raise table.error(
+                    line,
+                    "time",
+                    f"{row['time'][:40]!r} is neither unix seconds nor an ISO 8601 time "
+                    "(e.g. 1700000000 or 2023-11-14T22:13:20Z)",
+                )
+            if not 0 <= stamp <= MAX_TIME:
+                raise table.error(
+                    line,
+                    "time",
+                    f"{row['time'][:40]!r} is before 1970"
+                    if stamp < 0
+                    else f"{row['time'][:40]!r} is too large for unix seconds (milliseconds? divide by 1000)",
+                )
+            user_col.append(users.setdefault(user, len(users) + 1))
+            item_col.append(items.setdefault(item, len(items) + 1))
+            ratings.append(rating)
+            times.append(stamp)
+    if not ratings:
+        raise InvalidInput(f"has a header but no rows {expected}", field=str(file))
+    time = np.asarray(times, dtype=np.float64)
+    order = np.argsort(time, kind="stable")
+    rating_array = np.asarray(ratings, dtype=np.float64)
+    if positive is None:
+        positive = 1.0 if set(np.unique(rating_array)) <= {0.0, 1.0} else DEFAULT_POSITIVE
+    return Ratings(
+        user=np.asarray(user_col, dtype=np.int64)[order],
+        item=np.asarray(item_col, dtype=np.int64)[order],
+        rating=rating_array[order],
+        time=time[order],
+        n_users=len(users),
+        n_items=len(items),
+        source=str(file),
+        format=f"ratings CSV (columns {', '.join(f'{r}={n}' for r, n in table.names.items())})",
+        user_ids=["", *users],
+        item_ids=["", *items],
+        threshold=_positive(positive),
+    )
+
+
+def _seconds(text: str) -> float | None:
+    """Unix seconds from a number or an ISO 8601 date / date-time (naive: UTC); None if it is neither."""
+    text = text.strip()
+    try:
+        value = float(text)
+    except ValueError:
+        pass
+    else:
+        return value if math.isfinite(value) else None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()
 
 
 class SimulatedUsers(Env[dict[str, Any], int]):
@@ -173,8 +358,8 @@ class SimulatedUsers(Env[dict[str, Any], int]):
         scale: float = 3.0,
         seed: int = 0,
     ) -> None:
-        if min(n_users, n_items, dim, horizon) < 1:
-            raise InvalidInput("n_users, n_items, dim and horizon must be >= 1", field="n_users")
+        for name, value in (("n_users", n_users), ("n_items", n_items), ("dim", dim), ("horizon", horizon)):
+            check_scalar(value, name, int, min_val=1)
         rng = np.random.default_rng(seed)
         self.n_users, self.n_items, self.horizon = n_users, n_items, horizon
         self.user_taste = rng.normal(0, scale / np.sqrt(dim), size=(n_users, dim))

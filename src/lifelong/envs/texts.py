@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from lifelong.envs.code_completion import stdlib_files
-from lifelong.errors import InvalidInput
+from lifelong.utils.validation import check_choice
 
 __all__ = ["code_texts", "prose_texts"]
 
@@ -62,7 +62,6 @@ def _chunks(blocks: Iterable[str], chars: int, joiner: str) -> list[str]:
 
 
 def _deal(chunks: list[str], split: str, limit: int | None) -> list[str]:
-    if split not in SPLITS:
-        raise InvalidInput(f"must be one of {', '.join(SPLITS)}, got {split!r}", field="split")
+    check_choice(split, "split", SPLITS)
     mine = chunks[SPLITS.index(split) :: 2]
     return mine[:limit] if limit is not None else mine

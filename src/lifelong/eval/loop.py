@@ -24,13 +24,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from tqdm import tqdm
 
 from lifelong.envs.base import Env, Probe, StepResult, feedback_from
 from lifelong.errors import InvalidInput
 from lifelong.experience import ExperienceLog, Interaction, Scope, Step
 from lifelong.learners.base import Learner
+from lifelong.utils.validation import check_scalar
+from lifelong.utils.validation import check_seeds as check_seeds  # re-exported: the protocols use it
 
 #: Builds the learner (or its control) for a seed.
 MakeLearner = Callable[[int], Learner]
@@ -221,24 +222,6 @@ def stream_length(env: Env[Any, Any], max_steps: int | None) -> int | None:
     return len(env) if hasattr(env, "__len__") else None
 
 
-def check_seeds(seeds: Sequence[int], field: str = "seeds") -> list[int]:
-    """Seeds as a non-empty list of distinct ints (a repeated seed would understate the spread)."""
-    if isinstance(seeds, int | str) or not isinstance(seeds, Sequence | range | np.ndarray):
-        raise InvalidInput(f"must be a sequence of ints such as [0, 1, 2], got {seeds!r}", field=field)
-    out = []
-    for s in seeds:
-        if isinstance(s, bool) or not isinstance(s, int | np.integer):
-            raise InvalidInput(f"must hold ints, got {s!r}", field=field)
-        out.append(int(s))
-    if not out:
-        raise InvalidInput("give at least one seed", field=field)
-    if len(set(out)) != len(out):
-        raise InvalidInput(f"must be distinct, got {out}", field=field)
-    return out
-
-
 def check_int(value: Any, field: str, minimum: int) -> int:
     """``value`` as an int >= ``minimum``, or :class:`InvalidInput` naming ``field``."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise InvalidInput(f"must be an integer >= {minimum}, got {value!r}", field=field)
-    return int(value)
+    return int(check_scalar(value, field, int, min_val=minimum))

@@ -14,18 +14,23 @@ where each event needs a ranking as well as a prediction. The model is a :class:
 :mod:`lifelong.interop.recsys`); only the learn call itself is timed, so ``events_per_second`` compares
 learning, not the harness.
 
-**Cold start** (:func:`cold_start_recall`). A model learns the full histories of background users; then,
+**Cold start** (:func:`cold_start`). A model learns the full histories of background users; then,
 for each held-out user separately (the model is restored between users), it learns their first k
 positives one at a time and recommends 10 items: Recall@10 against the user's next 5 positives, at every
 k ∈ {0, 1, 2, 5, 10, 20}. The held-out set stays fixed across background draws, so the curves of
-different draws and models are comparable.
+different draws and models are comparable. The frozen control — the background state, not learning the
+user — ranks for the same targets with the same items left out; the gain over it is what the k
+positives taught (the raw recall may fall with k because later positives are harder to hit). A user's
+positives are their first positive event on each item: a re-rating is not a new target the list could
+never hold. ``as_of="arrival"`` keeps only the background events before each user's first one — on a
+log of many years the background's end is years after most users.
 
 **Why not** :func:`~lifelong.eval.loop.run_stream`: that loop lets the environment judge the learner's
 action and turns the verdict into feedback. Here nothing is judged — the rating is already in the log —
 and each event needs two reads (a rating and a top-k list excluding the user's past items), per-event
 timing of the learn call alone, and peers that are not :class:`Learner` s (``learn_one(user, item,
 rating)``). The order is the same (predict, then learn; nothing logged is seen early), and
-:func:`movielens_step` builds the very :class:`Step` a logged event replays as, so a learner that learns
+:func:`rating_step` builds the very :class:`Step` a logged event replays as, so a learner that learns
 here learns exactly what ``log.replay()`` would give it.
 """
 
@@ -40,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from lifelong.envs.recsys import MovieLens
+from lifelong.envs.recsys import Ratings
 from lifelong.errors import InvalidInput
 from lifelong.experience.records import Feedback, Interaction, Scope, Step
 from lifelong.learners.base import Learner
@@ -98,22 +103,23 @@ class ReplayTrace:
         return out
 
 
-def movielens_step(data: MovieLens, n: int) -> Step:
-    """Event ``n`` of ``data`` as a Step: observation {"user": "u<id>", "item": "i<id>"} with a rating."""
+def rating_step(data: Ratings, n: int) -> Step:
+    """Event ``n`` of ``data`` as a Step: observation {"user": "u<id>", "item": "i<id>"} (the dense ids of
+    :class:`Ratings`) with a rating."""
     user, item, stamp = f"u{data.user[n]}", f"i{data.item[n]}", float(data.time[n])
     interaction = Interaction(
-        Scope(tenant="movielens", user=user), {"user": user, "item": item}, None, time=stamp
+        Scope(tenant="ratings", user=user), {"user": user, "item": item}, None, time=stamp
     )
     return Step(interaction, (Feedback.rating(interaction.id, float(data.rating[n]), time=stamp),))
 
 
 def replay(
     model: Any,
-    data: MovieLens,
+    data: Ratings,
     *,
     n_events: int | None = None,
     k: int = 10,
-    threshold: float = 4.0,
+    threshold: float | None = None,
     predicts_ratings: bool = True,
     frozen_after: int | None = None,
     rank_every: int = 1,
@@ -121,6 +127,9 @@ def replay(
 ) -> ReplayTrace:
     """Run the protocol of the module docstring over the first ``n_events`` events of ``data``.
 
+    ``threshold`` (default: the data's own, ``data.threshold``) makes an event positive. A positive on an
+    item the user already rated (a repeat, in an interaction log) is not ranked: the list leaves the user's
+    rated items out, so it could never hit — MovieLens has no repeats, other logs do.
     ``rank_every`` ranks only every n-th positive event (for peers that score items one call at a time);
     ``latency_every`` > 0 times ``learn`` followed by ``rank`` for the same user on every n-th event — the
     feedback-to-policy delay — checking that the learner's version moved (the change is visible).
@@ -128,6 +137,7 @@ def replay(
     if k < 1 or rank_every < 1 or latency_every < 0:
         raise InvalidInput("k and rank_every must be >= 1, latency_every >= 0", field="k")
     total = len(data) if n_events is None else min(n_events, len(data))
+    threshold = data.threshold if threshold is None else threshold
     is_learner = isinstance(model, Learner)
     seen: dict[str, set[str]] = defaultdict(set)
     trace = ReplayTrace()
@@ -142,7 +152,7 @@ def replay(
             error = float(predicted) - rating
             trace.squared_errors.append(error * error)
             trace.absolute_errors.append(abs(error))
-        if rating >= threshold:
+        if rating >= threshold and item not in seen[user]:
             positives += 1
             if positives % rank_every == 0:
                 started = time.perf_counter()
@@ -161,11 +171,9 @@ def replay(
     return trace
 
 
-def _learn_timed(
-    model: Any, data: MovieLens, n: int, is_learner: bool, trace: ReplayTrace, every: int
-) -> None:
+def _learn_timed(model: Any, data: Ratings, n: int, is_learner: bool, trace: ReplayTrace, every: int) -> None:
     if is_learner:
-        step = movielens_step(data, n)
+        step = rating_step(data, n)
         version = model.version
         started = time.perf_counter()
         model.learn(step)
@@ -182,7 +190,7 @@ def _learn_timed(
     trace.learned += 1
 
 
-def learn_throughput(model: Any, data: MovieLens, n_events: int | None = None) -> float:
+def learn_throughput(model: Any, data: Ratings, n_events: int | None = None) -> float:
     """Events per second of the learn call alone over the stream in time order.
 
     The inputs (Steps for a :class:`Learner`, ``(user, item, rating)`` for a peer) are built beforehand,
@@ -190,7 +198,7 @@ def learn_throughput(model: Any, data: MovieLens, n_events: int | None = None) -
     """
     total = len(data) if n_events is None else min(n_events, len(data))
     if isinstance(model, Learner):
-        steps = [movielens_step(data, n) for n in range(total)]
+        steps = [rating_step(data, n) for n in range(total)]
         started = time.perf_counter()
         for step in steps:
             model.learn(step)
@@ -203,34 +211,68 @@ def learn_throughput(model: Any, data: MovieLens, n_events: int | None = None) -
 
 
 # -- cold start ------------------------------------------------------------------------------------
-def positives_by_user(data: MovieLens, threshold: float = 4.0) -> dict[int, list[int]]:
-    """Event indices of each user's positive ratings, in time order."""
+def positives_by_user(data: Ratings, threshold: float | None = None) -> dict[int, list[int]]:
+    """Event indices of each user's positives (rating ≥ ``threshold``, default ``data.threshold``) in time
+    order: the first positive event on each item only (a repeat of an item is not a new positive)."""
+    threshold = data.threshold if threshold is None else threshold
     by_user: dict[int, list[int]] = defaultdict(list)
+    seen: set[tuple[int, int]] = set()
     for n in np.flatnonzero(data.rating >= threshold):
-        by_user[int(data.user[n])].append(int(n))
+        key = (int(data.user[n]), int(data.item[n]))
+        if key not in seen:
+            seen.add(key)
+            by_user[key[0]].append(int(n))
     return dict(by_user)
 
 
-def held_out_users(data: MovieLens, n_users: int = 100, *, need: int = 25, seed: int = 0) -> list[int]:
+def held_out_users(data: Ratings, n_users: int = 100, *, need: int = 25, seed: int = 0) -> list[int]:
     """A fixed sample of users with at least ``need`` positives (k = 20 revealed + 5 to predict)."""
     eligible = sorted(u for u, events in positives_by_user(data).items() if len(events) >= need)
     if len(eligible) < n_users:
-        raise InvalidInput(f"only {len(eligible)} users have {need} positives", field="n_users")
+        raise InvalidInput(
+            f"only {len(eligible)} users of {data.source} have {need} positives (rating >= "
+            f"{data.threshold:g}, distinct items); cold start holds out {n_users}",
+            field="n_users",
+        )
     rng = np.random.default_rng(seed)
     return sorted(int(u) for u in rng.choice(eligible, size=n_users, replace=False))
 
 
-def background_users(data: MovieLens, exclude: Sequence[int], n_users: int, seed: int) -> list[int]:
+def background_users(data: Ratings, exclude: Sequence[int], n_users: int, seed: int) -> list[int]:
     """``n_users`` users drawn at random (``seed``) from those not in ``exclude``."""
     pool = sorted(set(int(u) for u in np.unique(data.user)) - set(exclude))
     if len(pool) < n_users:
-        raise InvalidInput(f"only {len(pool)} users outside the held-out set", field="n_users")
+        raise InvalidInput(
+            f"only {len(pool)} users of {data.source} outside the held-out set", field="n_users"
+        )
     return sorted(int(u) for u in np.random.default_rng(seed).choice(pool, size=n_users, replace=False))
 
 
-def cold_start_recall(
+@dataclass
+class ColdStart:
+    """Recall@k by number of revealed positives, of the model and of its frozen control (same targets).
+
+    ``recall[k]``: the model after learning the user's first k positives; ``frozen[k]``: the same model
+    frozen at the background state, ranking for the same user with the same items left out — what the
+    list would be without learning anything from the user. ``gain[k]`` = ``recall[k] − frozen[k]``: what
+    the k positives taught. The raw recall may fall with k when the later targets are harder to hit (on
+    MovieLens users rate the popular films first; on a log of many years their taste and the catalogue
+    move on); the gain removes that, as both rows are scored on the same targets.
+    """
+
+    recall: dict[int, float]
+    frozen: dict[int, float]
+    users: int
+    as_of: str
+
+    @property
+    def gain(self) -> dict[int, float]:
+        return {k: self.recall[k] - self.frozen[k] for k in self.recall}
+
+
+def cold_start(
     make_model: Callable[[int], Learner],
-    data: MovieLens,
+    data: Ratings,
     held_out: Sequence[int],
     background: Sequence[int],
     *,
@@ -239,37 +281,115 @@ def cold_start_recall(
     k: int = 10,
     n_next: int = 5,
     epochs: int = 1,
-) -> dict[int, float]:
-    """Recall@k at each number of revealed positives, averaged over ``held_out`` (module docstring).
+    as_of: str = "end",
+) -> ColdStart:
+    """Recall@k at each number of revealed positives, averaged over ``held_out`` (module docstring), with
+    the frozen control on the same targets.
 
-    ``epochs`` > 1 replays the background log that many times (offline consolidation before the test);
-    the held-out users' positives are always learned once, online.
+    ``as_of`` says what the model knows of the background when a held-out user arrives:
+
+    - ``"end"`` — the background users' full histories (the protocol as specified, "100 users → user A"):
+      the model's clock stands at the end of the background log. Right on a log of a few months; on one of
+      many years a time-decayed model recommends what is popular years after the user's time;
+    - ``"arrival"`` — only the background events before the user's first event (one pass in time order,
+      the state restored after each user): what a deployed system knew when the user came.
+
+    ``epochs`` > 1 replays the background log that many times (offline consolidation before the test;
+    ``as_of="end"`` only); the held-out users' positives are always learned once, online.
     """
     ks = sorted(set(ks))
     if not ks or ks[0] < 0:
         raise InvalidInput("ks must be non-negative", field="ks")
+    if as_of not in ("end", "arrival"):
+        raise InvalidInput(f"must be 'end' or 'arrival', got {as_of!r}", field="as_of")
+    if epochs != 1 and as_of != "end":
+        raise InvalidInput("several background passes need as_of='end'", field="epochs")
+    positives = positives_by_user(data)
+    for user in held_out:
+        if len(positives.get(user, ())) < ks[-1] + n_next:
+            raise InvalidInput(
+                f"user {user} has {len(positives.get(user, ()))} positives, fewer than {ks[-1] + n_next}",
+                field="held_out",
+            )
     model = make_model(seed)
     members = set(background)
-    steps = [movielens_step(data, n) for n in range(len(data)) if int(data.user[n]) in members]
-    for _ in range(epochs):
-        model.learn_many(steps)
-    trained = model.state_dict()
-    positives = positives_by_user(data)
+    events = [n for n in range(len(data)) if int(data.user[n]) in members]
     recalls: dict[int, list[float]] = {kk: [] for kk in ks}
-    for user in held_out:
-        events = positives[user]
-        if len(events) < ks[-1] + n_next:
-            raise InvalidInput(
-                f"user {user} has {len(events)} positives, fewer than {ks[-1] + n_next}", field="held_out"
-            )
+    frozen: dict[int, list[float]] = {kk: [] for kk in ks}
+
+    def test(user: int, trained: dict[str, Any]) -> None:
+        """The reveal-and-rank loop of ``user`` from ``trained``, then the frozen control's."""
         model.load_state_dict(trained)
+        mine = positives[user]
         revealed = 0
         for kk in ks:
-            for n in events[revealed:kk]:
-                model.learn(movielens_step(data, n))
+            for n in mine[revealed:kk]:
+                model.learn(rating_step(data, n))
             revealed = kk
-            shown = {f"i{data.item[n]}" for n in events[:kk]}
-            wanted = {f"i{data.item[n]}" for n in events[kk : kk + n_next]}
-            top = model.rank(f"u{user}", k=k, exclude=shown)  # type: ignore[attr-defined]
-            recalls[kk].append(len(wanted.intersection(top)) / len(wanted))
-    return {kk: float(np.mean(values)) for kk, values in recalls.items()}
+            recalls[kk].append(_recall(model, data, user, mine, kk, k, n_next))
+        model.load_state_dict(trained)
+        model.frozen = True  # the control: the same state, nothing learned from the user
+        for kk in ks:
+            frozen[kk].append(_recall(model, data, user, mine, kk, k, n_next))
+        model.frozen = False
+
+    if as_of == "end":
+        steps = [rating_step(data, n) for n in events]
+        for _ in range(epochs):
+            model.learn_many(steps)
+        trained = model.state_dict()
+        for user in held_out:
+            test(user, trained)
+    else:
+        arrival = {user: int(np.flatnonzero(data.user == user)[0]) for user in held_out}
+        learned = 0
+        for user in sorted(held_out, key=lambda u: arrival[u]):
+            while learned < len(events) and events[learned] < arrival[user]:
+                model.learn(rating_step(data, events[learned]))
+                learned += 1
+            test(user, model.state_dict())
+    return ColdStart(
+        {kk: float(np.mean(v)) for kk, v in recalls.items()},
+        {kk: float(np.mean(v)) for kk, v in frozen.items()},
+        len(held_out),
+        as_of,
+    )
+
+
+def _recall(
+    model: Learner, data: Ratings, user: int, events: list[int], kk: int, k: int, n_next: int
+) -> float:
+    """Recall@k of the user's ranked list against their positives kk … kk + n_next, the first kk left out."""
+    shown = {f"i{data.item[n]}" for n in events[:kk]}
+    wanted = {f"i{data.item[n]}" for n in events[kk : kk + n_next]}
+    top = model.rank(f"u{user}", k=k, exclude=shown)  # type: ignore[attr-defined]
+    return len(wanted.intersection(top)) / len(wanted)
+
+
+def cold_start_recall(
+    make_model: Callable[[int], Learner],
+    data: Ratings,
+    held_out: Sequence[int],
+    background: Sequence[int],
+    *,
+    seed: int = 0,
+    ks: Sequence[int] = DEFAULT_KS,
+    k: int = 10,
+    n_next: int = 5,
+    epochs: int = 1,
+    as_of: str = "end",
+) -> dict[int, float]:
+    """The model's row of :func:`cold_start`: Recall@k by number of revealed positives."""
+    run = cold_start(
+        make_model,
+        data,
+        held_out,
+        background,
+        seed=seed,
+        ks=ks,
+        k=k,
+        n_next=n_next,
+        epochs=epochs,
+        as_of=as_of,
+    )
+    return run.recall

@@ -31,6 +31,7 @@ from typing import Any, Literal
 from lifelong.errors import InvalidInput
 from lifelong.experience.records import JSON, Scope, Step
 from lifelong.learners.base import Predictor
+from lifelong.utils.validation import check_choice
 
 try:
     import river  # noqa: F401
@@ -66,8 +67,7 @@ class RiverLearner(Predictor):
         name: str | None = None,
         allow_pickle: bool = False,
     ) -> None:
-        if target not in ("label", "rating", "reward"):
-            raise InvalidInput(f"must be label, rating or reward, got {target!r}", field="target")
+        check_choice(target, "target", ("label", "rating", "reward"))
         if not hasattr(estimator, "learn_one") or not hasattr(estimator, "predict_one"):
             raise InvalidInput("needs a river estimator with learn_one/predict_one", field="estimator")
         self.name = name or f"river.{type(estimator).__name__}"
@@ -79,9 +79,11 @@ class RiverLearner(Predictor):
         self.allow_pickle = allow_pickle
 
     def config(self) -> dict[str, JSON]:
-        return {"estimator": repr(self.estimator).replace("\n", " "), "target": self.target}
+        # A river estimator is an object, not JSON; its repr (one line) is its configuration.
+        return {"estimator": repr(self.estimator).replace("\n", " "), **super().config()}
 
     def predict(self, observation: JSON, scope: Scope | None = None) -> JSON:
+        self.check_scope(scope)
         if self._seen == 0 and self.target == "label":
             return None  # river classifiers answer None or raise before they saw a class
         prediction = self.estimator.predict_one(self.features(observation))
@@ -98,6 +100,10 @@ class RiverLearner(Predictor):
         y = self._label(step)
         if y is None:
             return False
+        if isinstance(y, str):
+            # A label of its own, as a replay from the log gives: the estimator keeps labels as dict
+            # keys, and pickle writes a label shared by several steps once — other bytes, another digest.
+            y = "".join(("", y))
         self.estimator.learn_one(self.features(step.interaction.observation), y)
         self._seen += 1
         self.provenance.record("model", step)
@@ -105,7 +111,9 @@ class RiverLearner(Predictor):
 
     def _get_state(self) -> dict[str, Any]:
         return {
-            "estimator": pickle.dumps(self.estimator),
+            # Pickled as restored (an unpickled estimator no longer shares strings with its classes),
+            # so a learner and its restored copy have the same state bytes.
+            "estimator": pickle.dumps(pickle.loads(pickle.dumps(self.estimator))),
             "seen": self._seen,
             "target": self.target,
         }

@@ -36,6 +36,8 @@ from typing import Any, ClassVar, Literal
 from lifelong.errors import InvalidInput
 from lifelong.experience.log import ExperienceLog
 from lifelong.experience.records import JSON, Interaction, Scope, Step, feedback_of
+from lifelong.utils.params import get_params
+from lifelong.utils.validation import check_scalar
 
 Tenancy = Literal["per_tenant", "single"]
 
@@ -231,16 +233,17 @@ class Learner(ABC):
                 f"state of {state.get('learner')!r} cannot be loaded into {type(self).__name__}",
                 field="state",
             )
-        tenant = state.get("tenant")
-        if tenant is not None and not isinstance(tenant, str):
-            raise InvalidInput("tenant must be a string", field="state.tenant")
+        tenant = check_scalar(state.get("tenant"), "state.tenant", str, allow_none=True)
         self._set_state(state["state"])
         self._version = int(state["version"])
         self.tenant = tenant
 
     def config(self) -> dict[str, JSON]:
-        """Hyper-parameters, for reports. Override to list them."""
-        return {}
+        """Hyper-parameters, for reports and repr: the constructor's parameters read back from the
+        attributes of the same names (:func:`lifelong.utils.params.get_params`: JSON values; a nested
+        learner as its name and config; an embedder or model as its name; callables and other objects
+        left out). Keep each argument under its own name and there is nothing to override."""
+        return get_params(self)
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.config().items())

@@ -136,6 +136,7 @@ class PerTenant(Predictor):
             self.for_tenant(str(tenant), create=True).load_state_dict(sub)
 
     def config(self) -> dict[str, JSON]:
+        # The constructor takes a factory, not settings: report the learner it makes (the cold template).
         return {"learner": repr(self._cold), "tenants": len(self.tenants)}
 
 

@@ -21,8 +21,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from lifelong.errors import InvalidInput
 from lifelong.utils.text import HashedText
+from lifelong.utils.validation import check_scalar
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +99,7 @@ class CachedEmbedder:
     """Wraps an embedder with an LRU cache of the last ``size`` texts."""
 
     def __init__(self, embedder: Embedder, size: int = 4096) -> None:
-        if size < 1:
-            raise InvalidInput(f"must be >= 1, got {size}", field="size")
+        check_scalar(size, "size", int, min_val=1)
         self.inner = embedder
         self.dim = embedder.dim
         self.size = size

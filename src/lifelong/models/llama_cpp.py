@@ -29,6 +29,7 @@ import numpy as np
 
 from lifelong.errors import InvalidInput, ModelError, NotFound
 from lifelong.models.base import Completion
+from lifelong.utils.validation import check_scalar
 
 DEFAULT_CONTEXT = 2048
 MAX_TRIES = 64  # constrained-decoding tries kept per model (one per distinct choice set)
@@ -125,8 +126,7 @@ class LlamaCpp:
         model_path = Path(path) if path is not None else default_gguf()
         if not model_path.is_file():
             raise NotFound(f"no GGUF model file at {model_path}")
-        if n_ctx < 64:
-            raise InvalidInput(f"must be >= 64, got {n_ctx}", field="n_ctx")
+        check_scalar(n_ctx, "n_ctx", int, min_val=64)
         self.path = model_path
         self.name = model_path.stem
         self.n_ctx = n_ctx

@@ -31,6 +31,7 @@ from typing import Any
 
 from lifelong.errors import BackendUnavailable, InvalidInput, ModelError
 from lifelong.models.base import Completion
+from lifelong.utils.validation import check_scalar
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
@@ -51,8 +52,9 @@ class OpenAICompatible:
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise InvalidInput(f"must start with http:// or https://, got {base_url!r}", field="base_url")
-        if timeout <= 0 or retries < 0 or backoff < 0:
-            raise InvalidInput("timeout must be > 0, retries and backoff >= 0", field="timeout")
+        check_scalar(timeout, "timeout", float, min_val=0, include_boundaries="neither")
+        check_scalar(retries, "retries", int, min_val=0)
+        check_scalar(backoff, "backoff", float, min_val=0)
         base = base_url.rstrip("/")
         self.base_url = base if base.endswith("/v1") else base + "/v1"
         self.model = model

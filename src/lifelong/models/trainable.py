@@ -34,6 +34,7 @@ import numpy as np
 
 from lifelong.errors import InvalidInput, ModelError
 from lifelong.models.base import Completion
+from lifelong.utils.validation import check_scalar
 
 __all__ = ["ABSTAIN", "SUGGEST", "ByteTokenizer", "Scored", "TrainableModel", "default_checkpoint"]
 
@@ -157,10 +158,16 @@ class TrainableModel:
         import torch
         from peft import LoraConfig, get_peft_model
 
-        if rank < 1:
-            raise InvalidInput(f"must be >= 1, got {rank}", field="rank")
-        if abstain_prior is not None and not 0.0 < abstain_prior < 1.0:
-            raise InvalidInput(f"must be in (0, 1) or None, got {abstain_prior}", field="abstain_prior")
+        check_scalar(rank, "rank", int, min_val=1)
+        check_scalar(
+            abstain_prior,
+            "abstain_prior",
+            float,
+            min_val=0,
+            max_val=1,
+            include_boundaries="neither",
+            allow_none=True,
+        )
         self.name = name
         self.tokenizer = tokenizer
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")

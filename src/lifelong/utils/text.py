@@ -18,6 +18,7 @@ import zlib
 import numpy as np
 
 from lifelong.errors import InvalidInput
+from lifelong.utils.validation import check_power_of_two
 
 __all__ = ["HashedText", "normalise", "text_of"]
 
@@ -38,9 +39,7 @@ class HashedText:
     """
 
     def __init__(self, n_features: int = 2**15, char_ngrams: tuple[int, int] = (3, 5)) -> None:
-        if n_features < 16 or n_features & (n_features - 1):
-            raise InvalidInput(f"must be a power of two >= 16, got {n_features}", field="n_features")
-        self.n_features = n_features
+        self.n_features = check_power_of_two(n_features, "n_features", min_val=16)
         self.char_ngrams = char_ngrams
 
     def tokens(self, text: str) -> list[str]:

@@ -24,6 +24,7 @@ Observations are text, or dicts whose ``"query"`` field is the text to search by
 
 from __future__ import annotations
 
+import copy
 from abc import abstractmethod
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -39,6 +40,7 @@ from lifelong.learners.context.vector_index import VectorIndex
 from lifelong.models.base import CachedEmbedder, Embedder, embed_one
 from lifelong.models.embedders import default_embedder
 from lifelong.utils.arrays import top_k
+from lifelong.utils.validation import check_scalar
 
 #: Recall re-ranks the RERANK_FACTOR * k (at least RERANK_MIN) most similar items with the priors.
 RERANK_FACTOR = 8
@@ -183,11 +185,9 @@ class ContextLearner(Learner):
         history_limit: int = HISTORY_LIMIT,
     ) -> None:
         super().__init__()
-        for name, value in (("k", k), ("budget", budget)):
-            if value is not None and value < 1:
-                raise InvalidInput(f"must be >= 1, got {value}", field=name)
-        if half_life <= 0:
-            raise InvalidInput(f"must be > 0 seconds, got {half_life}", field="half_life")
+        check_scalar(k, "k", int, min_val=1)
+        check_scalar(budget, "budget", int, min_val=1, allow_none=True)
+        check_scalar(half_life, "half_life", float, min_val=0, include_boundaries="neither")
         if embedder is None:
             embedder = default_embedder()
         self.embedder = embedder if isinstance(embedder, CachedEmbedder) else CachedEmbedder(embedder)
@@ -198,9 +198,7 @@ class ContextLearner(Learner):
         self.w_recency = w_recency
         self.w_usefulness = w_usefulness
         self.half_life = half_life
-        if history_limit < 0:
-            raise InvalidInput(f"must be >= 0, got {history_limit}", field="history_limit")
-        self.history_limit = history_limit
+        self.history_limit = check_scalar(history_limit, "history_limit", int, min_val=0)
         self.items: dict[str, Item] = {}
         self._indexes: dict[ScopeKey, VectorIndex] = {}
         self._retired: dict[ScopeKey, list[str]] = {}  # retired item ids per scope, oldest first
@@ -236,7 +234,8 @@ class ContextLearner(Learner):
             for item in (self.items[keys[i]],)
             if before is None or item.created < before
         ]
-        found.sort(key=lambda r: -r.score)
+        # Ties by id: the answer must not depend on where the index keeps an item (removals move them).
+        found.sort(key=lambda r: (-r.score, r.item.id))
         return found[:take]
 
     def _prior(self, item: Item, now: float | None) -> float:
@@ -469,21 +468,12 @@ class ContextLearner(Learner):
         self._retired = {}
         vectors = np.asarray(state["vectors"], dtype=np.float32)
         for data, vector in zip(state["items"], vectors, strict=True):
-            item = Item(**data)
+            item = Item(**copy.deepcopy(data))  # items grow in place (sources, payloads): not the state's
             self.items[item.id] = item
             if item.active:
                 self._index((item.tenant, item.user)).add(item.id, vector)
             else:
                 self._retired.setdefault((item.tenant, item.user), []).append(item.id)
-
-    def config(self) -> dict[str, JSON]:
-        return {
-            "embedder": getattr(self.embedder, "name", "?"),
-            "per_user": self.per_user,
-            "k": self.k,
-            "budget": self.budget,
-            "min_similarity": self.min_similarity,
-        }
 
 
 def _keep_order(item: Item) -> tuple[float, float]:

@@ -46,10 +46,10 @@ from typing import Any
 
 import numpy as np
 
-from lifelong.errors import InvalidInput
 from lifelong.experience.records import JSON, Step
 from lifelong.learners.base import Learner
 from lifelong.utils.text import normalise
+from lifelong.utils.validation import check_choice, check_scalar
 
 #: What a gate can optimise (see the module docstring).
 OBJECTIVES = ("keep", "reward", "chars")
@@ -96,20 +96,13 @@ class SuggestionGate(Learner):
         l2: float = 1e-4,
     ) -> None:
         super().__init__()
-        if objective not in OBJECTIVES:
-            raise InvalidInput(
-                f"must be one of {', '.join(OBJECTIVES)}, got {objective!r}", field="objective"
-            )
-        if not 0.0 <= threshold < 1.0:
-            raise InvalidInput(f"must be in [0, 1), got {threshold}", field="threshold")
-        if reject_chars < 0:
-            raise InvalidInput(f"must be >= 0, got {reject_chars}", field="reject_chars")
-        if not 0.0 <= keep_loss < 1.0:
-            raise InvalidInput(f"must be in [0, 1), got {keep_loss}", field="keep_loss")
-        if window < 1 or min_right < 1:
-            raise InvalidInput(f"must be >= 1, got {min(window, min_right)}", field="window")
-        if lr <= 0:
-            raise InvalidInput(f"must be > 0, got {lr}", field="lr")
+        check_choice(objective, "objective", OBJECTIVES)
+        check_scalar(threshold, "threshold", float, min_val=0, max_val=1, include_boundaries="left")
+        check_scalar(reject_chars, "reject_chars", float, min_val=0)
+        check_scalar(keep_loss, "keep_loss", float, min_val=0, max_val=1, include_boundaries="left")
+        check_scalar(window, "window", int, min_val=1)
+        check_scalar(min_right, "min_right", int, min_val=1)
+        check_scalar(lr, "lr", float, min_val=0, include_boundaries="neither")
         self.objective = objective
         self.threshold = threshold
         self.reject_chars = reject_chars
@@ -230,6 +223,8 @@ class SuggestionGate(Learner):
             changed = True
         if changed and self.objective == "keep":
             self.cut = self._keep_cut()
+        if changed:
+            self.provenance.record("weights", step)  # what an erasure of this interaction must find
         return changed
 
     def _keep_cut(self) -> float:
@@ -255,7 +250,7 @@ class SuggestionGate(Learner):
             "weights": dict(self.weights),
             "g2": dict(self._g2),
             "seen": self.seen,
-            "right": list(self._right),
+            "right": [dict(f) for f in self._right],
             "cut": self.cut,
             "duels": {k: list(v) for k, v in self.duels.items()},
         }
@@ -270,15 +265,4 @@ class SuggestionGate(Learner):
         self.cut = float(state.get("cut", self.threshold))
         self.duels = {
             str(k): (int(v[0]), float(v[1]), float(v[2])) for k, v in state.get("duels", {}).items()
-        }
-
-    def config(self) -> dict[str, JSON]:
-        return {
-            "objective": self.objective,
-            "threshold": self.threshold,
-            "reject_chars": self.reject_chars,
-            "keep_loss": self.keep_loss,
-            "window": self.window,
-            "lr": self.lr,
-            "l2": self.l2,
         }

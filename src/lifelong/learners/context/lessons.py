@@ -35,7 +35,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from lifelong.errors import InvalidInput
 from lifelong.experience.records import JSON, Scope, Step
 from lifelong.learners.context.base import (
     SAME_INPUT,
@@ -47,6 +46,7 @@ from lifelong.learners.context.base import (
     query_text,
 )
 from lifelong.models.base import Embedder
+from lifelong.utils.validation import check_scalar
 
 QUOTE_LIMIT = 120
 
@@ -77,11 +77,9 @@ class Lessons(ContextLearner):
         super().__init__(
             embedder, per_user=per_user, k=k, budget=budget, min_similarity=min_similarity, **recall
         )
-        if drop_after < 1:
-            raise InvalidInput(f"must be >= 1, got {drop_after}", field="drop_after")
         self.merge_threshold = merge_threshold
         self.amend_threshold = amend_threshold
-        self.drop_after = drop_after
+        self.drop_after = check_scalar(drop_after, "drop_after", int, min_val=1)
         self.deltas: list[dict[str, JSON]] = []
 
     def _delta(self, op: str, item: Item, step: Step | None = None) -> None:
@@ -181,14 +179,6 @@ class Lessons(ContextLearner):
             ):
                 return payload["right"]
         return answer
-
-    def config(self) -> dict[str, JSON]:
-        return {
-            **super().config(),
-            "merge_threshold": self.merge_threshold,
-            "amend_threshold": self.amend_threshold,
-            "drop_after": self.drop_after,
-        }
 
 
 def _quote(value: JSON) -> str:

@@ -44,6 +44,7 @@ from lifelong.experience.records import JSON, FeedbackKind, Scope, Step
 from lifelong.learners.context.base import ContextLearner, Item, Recalled, ScopeKey
 from lifelong.models.base import Embedder, embed_one
 from lifelong.utils.text import normalise
+from lifelong.utils.validation import check_scalar
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +90,9 @@ class Memory(ContextLearner):
         **recall: Any,
     ) -> None:
         super().__init__(embedder, per_user=per_user, k=k, budget=budget, **recall)
-        if not 0.0 < merge_threshold <= 1.0:
-            raise InvalidInput(f"must be in (0, 1], got {merge_threshold}", field="merge_threshold")
+        check_scalar(
+            merge_threshold, "merge_threshold", float, min_val=0, max_val=1, include_boundaries="right"
+        )
         self.extract = extract
         self.merge_threshold = merge_threshold
 
@@ -161,9 +163,6 @@ class Memory(ContextLearner):
             if item.payload.get("key") == fact_key:
                 return item
         return None
-
-    def config(self) -> dict[str, JSON]:
-        return {**super().config(), "merge_threshold": self.merge_threshold}
 
 
 def _same_text(a: str, b: str) -> bool:

@@ -22,22 +22,22 @@ import numpy as np
 
 from lifelong.errors import InvalidInput, NotFound
 from lifelong.utils.arrays import top_k
+from lifelong.utils.validation import check_scalar
 
 
 def unit(vector: np.ndarray) -> np.ndarray:
-    """``vector`` as float32 scaled to length 1 (a zero vector stays zero)."""
+    """``vector`` as float32 scaled to length 1 (a zero vector stays zero). A vector of length 1 up to
+    float32 rounding is kept as it is, so a stored row added again (a restored snapshot) is unchanged."""
     v = np.asarray(vector, dtype=np.float32).ravel()
     norm = float(np.linalg.norm(v))
-    return v / norm if norm > 0 else v
+    return v / norm if norm > 0 and abs(norm - 1.0) > 1e-5 else v
 
 
 class VectorIndex:
     """Keys with unit vectors; ``search`` returns the k most cosine-similar keys."""
 
     def __init__(self, dim: int, *, capacity: int = 64) -> None:
-        if dim < 1:
-            raise InvalidInput(f"must be >= 1, got {dim}", field="dim")
-        self.dim = dim
+        self.dim = check_scalar(dim, "dim", int, min_val=1)
         self._rows = np.zeros((max(1, capacity), dim), dtype=np.float32)
         self._keys: list[str] = []
         self._position: dict[str, int] = {}

@@ -25,11 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from lifelong.errors import InvalidInput
 from lifelong.experience.records import JSON, FeedbackKind, Scope, Step
 from lifelong.learners.base import Predictor
 from lifelong.utils.arrays import softmax
 from lifelong.utils.text import HashedText, text_of
+from lifelong.utils.validation import check_scalar
 
 
 class OnlineSoftmax(Predictor):
@@ -45,8 +45,7 @@ class OnlineSoftmax(Predictor):
 
     def __init__(self, learning_rate: float = 0.5, n_features: int = 2**15) -> None:
         super().__init__()
-        if not learning_rate > 0:
-            raise InvalidInput(f"must be > 0, got {learning_rate}", field="learning_rate")
+        check_scalar(learning_rate, "learning_rate", float, min_val=0, include_boundaries="neither")
         self.learning_rate = float(learning_rate)
         self.featurize = HashedText(n_features)
         self.classes: list[str] = []
@@ -56,8 +55,10 @@ class OnlineSoftmax(Predictor):
         self._bias = np.zeros(0)
         self._bias_grad_sq = np.zeros(0)
 
-    def config(self) -> dict[str, JSON]:
-        return {"learning_rate": self.learning_rate, "n_features": self.featurize.n_features}
+    @property
+    def n_features(self) -> int:
+        """Size of the hashed feature space (what ``config()`` reports; a loaded state may change it)."""
+        return self.featurize.n_features
 
     # -- prediction ---------------------------------------------------------------------------------
     def _logits(self, index: np.ndarray, value: np.ndarray) -> np.ndarray:
@@ -100,6 +101,7 @@ class OnlineSoftmax(Predictor):
         if target is None and not (rejected and isinstance(action, str) and action in self._class_index):
             return False  # nothing this learner can use (e.g. a bare reward)
         index, value = self.featurize(text_of(step.interaction.observation))
+        known = len(self.classes)
         if target is not None:
             column = self._add_class(str(target))
             p = softmax(self._logits(index, value))
@@ -108,6 +110,8 @@ class OnlineSoftmax(Predictor):
         else:
             p = softmax(self._logits(index, value))
             grad = _reject_gradient(p, self._class_index[str(action)])
+        if len(self.classes) == known and not grad.any():
+            return False  # nothing moves (the only class known, confirmed or rejected)
         self._adagrad(index, value, grad)
         self.provenance.record("weights", step)
         return True

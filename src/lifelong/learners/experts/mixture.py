@@ -44,11 +44,11 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from lifelong.errors import InvalidInput
 from lifelong.experience.records import JSON, Scope, Step
 from lifelong.learners.base import Learner
 from lifelong.learners.context.base import right_answer
 from lifelong.utils.arrays import softmax
+from lifelong.utils.validation import check_scalar
 
 #: Key of the interaction metadata holding ``{"proposals": {expert: [[answer, score], ...]},
 #: "candidates": [{"action": answer, "features": {...}}]}``.
@@ -125,12 +125,9 @@ class ExpertMixture(Learner):
 
     def __init__(self, *, lr: float = 0.3, l2: float = 1e-4, per_expert: int = 3) -> None:
         super().__init__()
-        if lr <= 0:
-            raise InvalidInput(f"must be > 0, got {lr}", field="lr")
-        if l2 < 0:
-            raise InvalidInput(f"must be >= 0, got {l2}", field="l2")
-        if per_expert < 1:
-            raise InvalidInput(f"must be >= 1, got {per_expert}", field="per_expert")
+        check_scalar(lr, "lr", float, min_val=0, include_boundaries="neither")
+        check_scalar(l2, "l2", float, min_val=0)
+        check_scalar(per_expert, "per_expert", int, min_val=1)
         self.lr = lr
         self.l2 = l2
         self.per_expert = per_expert
@@ -198,8 +195,9 @@ class ExpertMixture(Learner):
             return False
         self.seen += 1
         hits = [n for n, (answer, _) in enumerate(candidates) if answer == truth]
-        if not hits:
-            return True  # nothing to rank: no expert proposed the right answer (counted in `seen`)
+        if not hits:  # nothing to rank: no expert proposed the right answer (counted in `seen`)
+            self.provenance.record("weights", step)
+            return True
         self.covered += 1
         p = softmax(self.logits(candidates))
         grads: dict[str, float] = {}
@@ -227,9 +225,6 @@ class ExpertMixture(Learner):
         self._g2 = {k: float(v) for k, v in state["g2"].items()}
         self.seen = int(state["seen"])
         self.covered = int(state["covered"])
-
-    def config(self) -> dict[str, JSON]:
-        return {"lr": self.lr, "l2": self.l2, "per_expert": self.per_expert}
 
 
 class Hedge(Learner):

@@ -15,13 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from lifelong.errors import InvalidInput
 from lifelong.experience.records import JSON, Scope, Step
 from lifelong.learners.base import Predictor
 from lifelong.learners.context.base import query_text, right_answer
 from lifelong.learners.experts.mixture import Proposal, top
 from lifelong.models.base import CachedEmbedder, Embedder, embed_one
 from lifelong.utils.arrays import softmax
+from lifelong.utils.validation import check_scalar
 
 __all__ = ["EmbeddingSoftmax", "Prototypes", "ScoringExpert"]
 
@@ -54,8 +54,7 @@ class Prototypes(ScoringExpert):
 
     def __init__(self, embedder: Embedder, *, temperature: float = 0.05) -> None:
         super().__init__()
-        if temperature <= 0:
-            raise InvalidInput(f"must be > 0, got {temperature}", field="temperature")
+        check_scalar(temperature, "temperature", float, min_val=0, include_boundaries="neither")
         self.embedder = embedder if isinstance(embedder, CachedEmbedder) else CachedEmbedder(embedder)
         self.temperature = temperature
         self._labels: dict[str, list[str]] = {}
@@ -94,10 +93,8 @@ class Prototypes(ScoringExpert):
 
     def _set_state(self, state: dict[str, Any]) -> None:
         self._labels = {str(t): [str(a) for a in v] for t, v in state["labels"].items()}
-        self._sums = {str(t): np.asarray(v, dtype=np.float64) for t, v in state["sums"].items()}
-
-    def config(self) -> dict[str, JSON]:
-        return {"embedder": getattr(self.embedder, "name", "?"), "temperature": self.temperature}
+        # Copies: the sums grow in place, and must not write into the state they came from.
+        self._sums = {str(t): np.array(v, dtype=np.float64) for t, v in state["sums"].items()}
 
 
 class EmbeddingSoftmax(ScoringExpert):
@@ -125,10 +122,9 @@ class EmbeddingSoftmax(ScoringExpert):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if lr <= 0:
-            raise InvalidInput(f"must be > 0, got {lr}", field="lr")
-        if replay < 0 or memory < 1:
-            raise InvalidInput(f"replay must be >= 0 and memory >= 1, got {replay}, {memory}", field="replay")
+        check_scalar(lr, "lr", float, min_val=0, include_boundaries="neither")
+        check_scalar(replay, "replay", int, min_val=0)
+        check_scalar(memory, "memory", int, min_val=1)
         self.embedder = embedder if isinstance(embedder, CachedEmbedder) else CachedEmbedder(embedder)
         self.lr = lr
         self.replay = replay
@@ -217,10 +213,8 @@ class EmbeddingSoftmax(ScoringExpert):
         for tenant, data in state.items():
             self._tenants[str(tenant)] = {
                 "labels": [str(a) for a in data["labels"]],
-                **{k: np.asarray(data[k], dtype=np.float64) for k in ("w", "b", "g2w", "g2b", "xs")},
-                "ys": np.asarray(data["ys"], dtype=np.int64),
+                # copies: the weights are updated in place
+                **{k: np.array(data[k], dtype=np.float64) for k in ("w", "b", "g2w", "g2b", "xs")},
+                "ys": np.array(data["ys"], dtype=np.int64),
                 "t": int(data["t"]),
             }
-
-    def config(self) -> dict[str, JSON]:
-        return {"lr": self.lr, "replay": self.replay, "memory": self.memory, "seed": self.seed}

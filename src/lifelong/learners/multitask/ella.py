@@ -50,6 +50,7 @@ from lifelong.learners.multitask.single_task import (
     sigmoid,
     sqrt_psd,
 )
+from lifelong.utils.validation import check_choice, check_scalar
 
 Init = Literal["first_tasks", "random"]
 
@@ -122,15 +123,11 @@ class ELLA(Predictor):
         seed: int,
     ) -> None:
         """Validate and set the hyper-parameters, and empty the learned state."""
-        if not isinstance(k, int) or k < 1:
-            raise InvalidInput(f"must be an int >= 1, got {k!r}", field="k")
-        for name, value in (("mu", mu), ("lam", lam), ("ridge", ridge)):
-            if not (math.isfinite(value) and value >= 0):
-                raise InvalidInput(f"must be finite and >= 0, got {value}", field=name)
-        if loss not in ("logistic", "squared"):
-            raise InvalidInput(f"must be 'logistic' or 'squared', got {loss!r}", field="loss")
-        if init not in ("first_tasks", "random"):
-            raise InvalidInput(f"must be 'first_tasks' or 'random', got {init!r}", field="init")
+        check_scalar(k, "k", int, min_val=1)
+        for name, value in (("mu", mu), ("lam", lam), ("ridge", ridge)):  # finite: inf is out of bounds
+            check_scalar(value, name, float, min_val=0, max_val=math.inf, include_boundaries="left")
+        check_choice(loss, "loss", ("logistic", "squared"))
+        check_choice(init, "init", ("first_tasks", "random"))
         self.k, self.loss, self.mu, self.lam, self.ridge = k, loss, float(mu), float(lam), float(ridge)
         self.bias, self.init, self.keep_data, self.seed = bias, init, keep_data, int(seed)
         self.d: int | None = None  # features including the bias, fixed by the first task
@@ -139,19 +136,6 @@ class ELLA(Predictor):
         self.b = np.zeros(0)
         self.tasks: dict[str, TaskModel] = {}
         self._updates = 0
-
-    def config(self) -> dict[str, JSON]:
-        return {
-            "k": self.k,
-            "loss": self.loss,
-            "mu": self.mu,
-            "lam": self.lam,
-            "ridge": self.ridge,
-            "bias": self.bias,
-            "init": self.init,
-            "keep_data": self.keep_data,
-            "seed": self.seed,
-        }
 
     @property
     def T(self) -> int:
@@ -225,8 +209,9 @@ class ELLA(Predictor):
         assert self.d is not None
         T = self.T
         system = self.A / T + self.lam * np.eye(self.d * self.k)
-        self.L = np.asarray(np.linalg.solve(system, self.b / T), dtype=np.float64).reshape(
-            (self.d, self.k), order="F"
+        # C order, as a restored basis has: the layout changes the last bits of every product with L.
+        self.L = np.ascontiguousarray(
+            np.linalg.solve(system, self.b / T).reshape((self.d, self.k), order="F"), dtype=np.float64
         )
         dead = np.flatnonzero((self.L**2).sum(axis=0) < 1e-10)
         if len(dead):
@@ -291,9 +276,9 @@ class ELLA(Predictor):
     def _get_state(self) -> dict[str, Any]:
         tasks = {}
         for key, m in self.tasks.items():
-            entry: dict[str, Any] = {"theta": m.theta, "D": m.D, "s": m.s, "n": m.n}
+            entry: dict[str, Any] = {"theta": m.theta.copy(), "D": m.D.copy(), "s": m.s.copy(), "n": m.n}
             if m.X is not None and m.y is not None:
-                entry.update(X=m.X, y=m.y)
+                entry.update(X=m.X.copy(), y=m.y.copy())
             tasks[key] = entry
         return {
             "config": self.config(),

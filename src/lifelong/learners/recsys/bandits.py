@@ -23,6 +23,7 @@ from lifelong.errors import InvalidInput
 from lifelong.experience.records import JSON, Interaction, Scope, Step
 from lifelong.learners.base import Predictor
 from lifelong.learners.recsys.factorization import StreamingFactorization
+from lifelong.utils.validation import check_scalar
 
 
 def _context(observation: JSON) -> tuple[str, int]:
@@ -80,13 +81,9 @@ class EpsilonGreedy(_ItemPolicy):
     def __init__(
         self, epsilon: float = 0.1, model: StreamingFactorization | None = None, seed: int = 0
     ) -> None:
-        if not 0 <= epsilon <= 1:
-            raise InvalidInput(f"must be in [0, 1], got {epsilon}", field="epsilon")
+        check_scalar(epsilon, "epsilon", float, min_val=0, max_val=1)
         super().__init__(model, seed)
         self.epsilon = epsilon
-
-    def config(self) -> dict[str, JSON]:
-        return {"epsilon": self.epsilon, "seed": self.seed, **self.model.config()}
 
     def predict(self, observation: JSON, scope: Scope | None = None) -> int:
         self.check_scope(scope)
@@ -104,14 +101,10 @@ class LinUCB(_ItemPolicy):
     def __init__(
         self, alpha: float = 1.0, model: StreamingFactorization | None = None, seed: int = 0
     ) -> None:
-        if alpha < 0:
-            raise InvalidInput(f"must be >= 0, got {alpha}", field="alpha")
+        check_scalar(alpha, "alpha", float, min_val=0)
         super().__init__(model, seed)
         self.alpha = alpha
         self.a_inv: dict[int, np.ndarray] = {}
-
-    def config(self) -> dict[str, JSON]:
-        return {"alpha": self.alpha, "seed": self.seed, **self.model.config()}
 
     def _user_vector(self, user: str) -> np.ndarray:
         row = self.model.users.get(user)

@@ -26,6 +26,7 @@ from lifelong.learners.base import Predictor
 from lifelong.learners.recsys.id_table import IdTable
 from lifelong.learners.recsys.ranking import positive_event, user_item
 from lifelong.utils.arrays import top_k
+from lifelong.utils.validation import check_scalar
 
 
 class CoVisitation(Predictor):
@@ -54,25 +55,19 @@ class CoVisitation(Predictor):
         ttl: float = math.inf,
     ) -> None:
         super().__init__()
-        if window < 1 or context < 1 or not 0 <= alpha <= 1:
-            raise InvalidInput(
-                f"window and context must be >= 1, alpha in [0, 1]; got {window}, {context}, {alpha}",
-                field="window",
-            )
+        check_scalar(window, "window", int, min_val=1)
+        check_scalar(context, "context", int, min_val=1)
+        check_scalar(alpha, "alpha", float, min_val=0, max_val=1)
         self.window, self.context, self.alpha, self.threshold = window, context, alpha, threshold
         self.items = IdTable(ttl=ttl)
         self.items.register("count", 0)
         self.pairs: dict[int, dict[int, float]] = {}  # row → {row: co-visits}
         self.history: dict[str, list[str]] = {}  # user → latest max(window, context) items
 
-    def config(self) -> dict[str, JSON]:
-        return {
-            "window": self.window,
-            "context": self.context,
-            "alpha": self.alpha,
-            "threshold": self.threshold,
-            "ttl": None if math.isinf(self.items.ttl) else self.items.ttl,
-        }
+    @property
+    def ttl(self) -> float:
+        """Seconds unseen before an item's row is dropped (kept by the id table; ``config()`` reports it)."""
+        return self.items.ttl
 
     # -- prediction ---------------------------------------------------------------------------------
     def scores(self, user: str, *, scope: Scope | None = None) -> tuple[list[str], np.ndarray]:

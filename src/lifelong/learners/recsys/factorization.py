@@ -34,6 +34,7 @@ from lifelong.learners.recsys._kernels import squared_loss_step
 from lifelong.learners.recsys.id_table import IdTable
 from lifelong.learners.recsys.ranking import user_item
 from lifelong.utils.arrays import top_k
+from lifelong.utils.validation import check_scalar
 
 EPS = 1e-8
 
@@ -83,10 +84,10 @@ class StreamingFactorization(Predictor):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if dim < 1:
-            raise InvalidInput(f"must be >= 1, got {dim}", field="dim")
-        if not (learning_rate > 0 and reg >= 0 and init_scale >= 0):
-            raise InvalidInput("learning_rate must be > 0, reg and init_scale >= 0", field="learning_rate")
+        check_scalar(dim, "dim", int, min_val=1)
+        check_scalar(learning_rate, "learning_rate", float, min_val=0, include_boundaries="neither")
+        check_scalar(reg, "reg", float, min_val=0)
+        check_scalar(init_scale, "init_scale", float, min_val=0)
         self.dim, self.learning_rate, self.reg, self.init_scale = dim, learning_rate, reg, init_scale
         self.item_features, self.user_features, self.seed = item_features, user_features, seed
         self.users = self._table(min_count, ttl)
@@ -104,16 +105,15 @@ class StreamingFactorization(Predictor):
         table.register("vec_g2", self.dim)
         return table
 
-    def config(self) -> dict[str, JSON]:
-        return {
-            "dim": self.dim,
-            "learning_rate": self.learning_rate,
-            "reg": self.reg,
-            "init_scale": self.init_scale,
-            "min_count": self.users.min_count,
-            "ttl": None if math.isinf(self.users.ttl) else self.users.ttl,
-            "seed": self.seed,
-        }
+    @property
+    def min_count(self) -> int:
+        """Sightings before an id gets a row (kept by the id tables; ``config()`` reports it)."""
+        return self.users.min_count
+
+    @property
+    def ttl(self) -> float:
+        """Seconds unseen before an id's row is dropped (kept by the id tables)."""
+        return self.users.ttl
 
     # -- rows ---------------------------------------------------------------------------------------
     def _row(self, table: IdTable, key: str, now: float, kind: str) -> int | None:

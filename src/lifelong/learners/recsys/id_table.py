@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from lifelong.errors import InvalidInput
+from lifelong.utils.validation import check_scalar
 
 
 class IdTable:
@@ -34,14 +34,10 @@ class IdTable:
     def __init__(
         self, *, min_count: int = 1, ttl: float = math.inf, capacity: int = 64, max_pending: int = 100_000
     ) -> None:
-        if min_count < 1:
-            raise InvalidInput(f"must be >= 1, got {min_count}", field="min_count")
-        if max_pending < 1:
-            raise InvalidInput(f"must be >= 1, got {max_pending}", field="max_pending")
-        self.max_pending = int(max_pending)
+        check_scalar(min_count, "min_count", int, min_val=1)
+        check_scalar(ttl, "ttl", float, min_val=0, include_boundaries="neither")
+        self.max_pending = int(check_scalar(max_pending, "max_pending", int, min_val=1))
         self.pending_seen: dict[str, float] = {}  # last sighting of each pending id (insertion = LRU order)
-        if not ttl > 0:
-            raise InvalidInput(f"must be > 0 seconds, got {ttl}", field="ttl")
         self.min_count, self.ttl = int(min_count), float(ttl)
         self.rows: dict[str, int] = {}
         self.last_seen: dict[str, float] = {}
@@ -156,6 +152,11 @@ class IdTable:
             "ttl": None if math.isinf(self.ttl) else self.ttl,
             "capacity": self.capacity,
             "rows": dict(self.rows),
+            # The ids in admission order, and the pending ones least recently seen first: a snapshot's
+            # dicts come back with sorted keys, and the order decides ties in rankings, the negatives
+            # a sampler draws and which pending id is dropped first.
+            "order": list(self.rows),
+            "pending_order": list(self.pending_seen),
             "last_seen": dict(self.last_seen),
             "pending": dict(self.pending),
             "pending_seen": dict(self.pending_seen),
@@ -173,11 +174,16 @@ class IdTable:
             max_pending=int(state.get("max_pending", 100_000)),
         )
         table.capacity = int(state["capacity"])
-        table.rows = {str(k): int(v) for k, v in state["rows"].items()}
-        table.last_seen = {str(k): float(v) for k, v in state["last_seen"].items()}
+        rows, last_seen = state["rows"], state["last_seen"]
+        order = [str(k) for k in state.get("order") or rows]  # older snapshots: the stored order
+        table.rows = {k: int(rows[k]) for k in order}
+        table.last_seen = {k: float(last_seen[k]) for k in [*order, *last_seen] if k in last_seen}
         table.pending = {str(k): int(v) for k, v in state["pending"].items()}
         seen = state.get("pending_seen") or {}
-        table.pending_seen = {key: float(seen.get(key, 0.0)) for key in table.pending}
+        pending_order = [str(k) for k in state.get("pending_order") or table.pending]
+        table.pending_seen = {
+            key: float(seen.get(key, 0.0)) for key in [*pending_order, *table.pending] if key in table.pending
+        }
         table.free = [int(r) for r in state["free"]]
         table.arrays = {name: np.array(array) for name, array in state["arrays"].items()}
         table._fill = {name: float(v) for name, v in state["fill"].items()}

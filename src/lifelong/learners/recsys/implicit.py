@@ -33,6 +33,7 @@ from lifelong.learners.recsys._kernels import bpr_step
 from lifelong.learners.recsys.id_table import IdTable
 from lifelong.learners.recsys.ranking import positive_event, user_item
 from lifelong.utils.arrays import top_k
+from lifelong.utils.validation import check_scalar
 
 
 class ImplicitFactorization(Predictor):
@@ -69,13 +70,12 @@ class ImplicitFactorization(Predictor):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if dim < 1 or negatives < 1 or window < 0:
-            raise InvalidInput(
-                f"dim and negatives must be >= 1 and window >= 0, got {dim}, {negatives}, {window}",
-                field="dim",
-            )
-        if not (learning_rate > 0 and reg >= 0 and init_scale >= 0):
-            raise InvalidInput("learning_rate must be > 0, reg and init_scale >= 0", field="learning_rate")
+        check_scalar(dim, "dim", int, min_val=1)
+        check_scalar(negatives, "negatives", int, min_val=1)
+        check_scalar(window, "window", int, min_val=0)
+        check_scalar(learning_rate, "learning_rate", float, min_val=0, include_boundaries="neither")
+        check_scalar(reg, "reg", float, min_val=0)
+        check_scalar(init_scale, "init_scale", float, min_val=0)
         self.dim, self.negatives, self.window = dim, negatives, window
 
         self.learning_rate, self.reg, self.init_scale = learning_rate, reg, init_scale
@@ -93,19 +93,15 @@ class ImplicitFactorization(Predictor):
         self._known: tuple[list[str], np.ndarray, dict[str, int]] | None = None
         self._known_at: tuple[int, int] = (0, -1)
 
-    def config(self) -> dict[str, JSON]:
-        return {
-            "dim": self.dim,
-            "negatives": self.negatives,
-            "window": self.window,
-            "learning_rate": self.learning_rate,
-            "reg": self.reg,
-            "init_scale": self.init_scale,
-            "threshold": self.threshold,
-            "min_count": self.users.min_count,
-            "ttl": None if math.isinf(self.users.ttl) else self.users.ttl,
-            "seed": self.seed,
-        }
+    @property
+    def min_count(self) -> int:
+        """Sightings before an id gets a row (kept by the id tables; ``config()`` reports it)."""
+        return self.users.min_count
+
+    @property
+    def ttl(self) -> float:
+        """Seconds unseen before an id's row is dropped (kept by the id tables)."""
+        return self.users.ttl
 
     # -- rows ---------------------------------------------------------------------------------------
     def _row(self, table: IdTable, key: str, now: float, kind: str) -> int | None:

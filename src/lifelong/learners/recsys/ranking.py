@@ -21,6 +21,7 @@ from lifelong.errors import InvalidInput
 from lifelong.experience.records import JSON, Scope, Step
 from lifelong.learners.base import Predictor
 from lifelong.utils.arrays import top_k
+from lifelong.utils.validation import check_scalar
 
 
 def user_item(observation: JSON) -> tuple[str, str]:
@@ -51,18 +52,9 @@ class RankFusion(Predictor):
         for name, member in members.items():
             if not callable(getattr(member, "scores", None)):
                 raise InvalidInput(f"member {name!r} has no scores(user) method", field="members")
-        if k < 1:
-            raise InvalidInput(f"must be >= 1, got {k}", field="k")
         self.members = dict(members)
         self.weights = {name: float((weights or {}).get(name, 1.0)) for name in self.members}
-        self.k = k
-
-    def config(self) -> dict[str, JSON]:
-        return {
-            "k": self.k,
-            "weights": dict(self.weights),
-            **{n: m.config() for n, m in self.members.items()},
-        }
+        self.k = check_scalar(k, "k", int, min_val=1)
 
     def scores(
         self, user: str, exclude: Sequence[str] = (), *, scope: Scope | None = None

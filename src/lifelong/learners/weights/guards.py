@@ -32,6 +32,8 @@ import numpy as np
 
 from lifelong.errors import InvalidInput
 from lifelong.experience.records import JSON
+from lifelong.utils.params import get_params
+from lifelong.utils.validation import check_scalar
 
 if TYPE_CHECKING:
     from lifelong.learners.weights.samples import Sample
@@ -61,7 +63,9 @@ class Guard:
         return None
 
     def config(self) -> dict[str, JSON]:
-        return {}
+        """The constructor's settings (:func:`~lifelong.utils.params.get_params`); ``texts`` are data
+        to replay or anchor on, not a setting, and are left out."""
+        return {k: v for k, v in get_params(self).items() if k != "texts"}
 
 
 class KLPenalty(Guard):
@@ -70,9 +74,7 @@ class KLPenalty(Guard):
     name = "kl"
 
     def __init__(self, weight: float = 0.1) -> None:
-        if weight < 0:
-            raise InvalidInput(f"must be >= 0, got {weight}", field="weight")
-        self.weight = weight
+        self.weight = check_scalar(weight, "weight", float, min_val=0)
 
     def sample_penalty(self, model: TrainableModel, sample: Sample, log_probs: Any) -> Any:
         import torch
@@ -82,9 +84,6 @@ class KLPenalty(Guard):
             reference = model.completion_log_softmax(sample.prompt_ids, tokens, sample.temperature)
         kl = (log_probs.exp() * (log_probs - reference)).sum(dim=-1).mean()
         return self.weight * kl
-
-    def config(self) -> dict[str, JSON]:
-        return {"kl_weight": self.weight}
 
 
 class Replay(Guard):
@@ -107,8 +106,7 @@ class Replay(Guard):
         text_weight: float = 0.5,
         max_tokens: int = 128,
     ) -> None:
-        if not 0.0 <= fraction <= 1.0:
-            raise InvalidInput(f"must be in [0, 1], got {fraction}", field="fraction")
+        check_scalar(fraction, "fraction", float, min_val=0, max_val=1)
         if text_chunks > 0 and not texts:
             raise InvalidInput("general-text replay needs texts (or text_chunks=0)", field="texts")
         self.texts = list(texts)
@@ -135,13 +133,6 @@ class Replay(Guard):
             terms.append(self.text_weight * model.text_loss(self.texts[int(i)], max_tokens=self.max_tokens))
         return sum(terms) if terms else None
 
-    def config(self) -> dict[str, JSON]:
-        return {
-            "replay_fraction": self.fraction,
-            "replay_text_chunks": self.text_chunks,
-            "replay_text_weight": self.text_weight,
-        }
-
 
 class EWC(Guard):
     """(λ/2) Σᵢ Fᵢ (θᵢ − θᵢ*)², Fisher diagonal from ``texts``; see the module docstring."""
@@ -153,6 +144,7 @@ class EWC(Guard):
             raise InvalidInput("EWC estimates the Fisher information on texts; give some", field="texts")
         self.texts = list(texts)[:chunks]
         self.weight = weight
+        self.chunks = chunks
         self.anchor: list[Any] = []
         self.fisher: list[Any] = []
 
@@ -179,9 +171,6 @@ class EWC(Guard):
             (f * (p - a) ** 2).sum() for f, p, a in zip(self.fisher, params, self.anchor, strict=True)
         )
         return 0.5 * self.weight * total
-
-    def config(self) -> dict[str, JSON]:
-        return {"ewc_weight": self.weight, "ewc_chunks": len(self.texts)}
 
 
 def retention_ppl_ratio(model: TrainableModel, texts: Sequence[str], *, max_tokens: int = 256) -> float:

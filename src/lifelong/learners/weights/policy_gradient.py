@@ -60,6 +60,7 @@ from lifelong.learners.base import Learner
 from lifelong.learners.weights.guards import Guard
 from lifelong.learners.weights.samples import SAMPLE, Sample, sample_metadata
 from lifelong.models.trainable import SUGGEST, TrainableModel
+from lifelong.utils.validation import check_scalar
 
 __all__ = ["SAMPLE", "PolicyGradient", "Probe", "ProbeResult", "Sample", "Update", "sample_metadata"]
 
@@ -220,19 +221,12 @@ class PolicyGradient(Learner):
         super().__init__()
         if update_every is None and update_seconds is None:
             raise InvalidInput("give update_every (feedbacks) or update_seconds", field="update_every")
-        if update_every is not None and update_every < 1:
-            raise InvalidInput(f"must be >= 1, got {update_every}", field="update_every")
-        if temperature <= 0:
-            raise InvalidInput(
-                f"must be > 0 (a policy gradient needs a stochastic policy), got {temperature}",
-                field="temperature",
-            )
-        if clip is not None and not 0 < clip < 1:
-            raise InvalidInput(f"must be in (0, 1) or None, got {clip}", field="clip")
-        if max_staleness < 0:
-            raise InvalidInput(f"must be >= 0, got {max_staleness}", field="max_staleness")
-        if keep_versions < 1:
-            raise InvalidInput(f"must be >= 1, got {keep_versions}", field="keep_versions")
+        check_scalar(update_every, "update_every", int, min_val=1, allow_none=True)
+        # > 0: a policy gradient needs a stochastic policy.
+        check_scalar(temperature, "temperature", float, min_val=0, include_boundaries="neither")
+        check_scalar(clip, "clip", float, min_val=0, max_val=1, include_boundaries="neither", allow_none=True)
+        check_scalar(max_staleness, "max_staleness", int, min_val=0)
+        check_scalar(keep_versions, "keep_versions", int, min_val=1)
         import torch
 
         self.model = model
@@ -255,6 +249,7 @@ class PolicyGradient(Learner):
         if model.head_parameters():
             groups.append({"params": model.head_parameters(), "lr": self.head_lr})
         self.optimizer = torch.optim.Adam(groups)
+        self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.baseline = 0.0
         self.pending: list[Sample] = []
@@ -466,16 +461,21 @@ class PolicyGradient(Learner):
     # ------------------------------------------------------------------ state
 
     def _get_state(self) -> dict[str, Any]:
-        return {
-            "adapter": self.model.adapter_weights(),
-            "baseline": self.baseline,
-            "history": [u.to_dict() for u in self.history],
-        }
+        # The history without its wall-clock seconds: a timing is a measurement, not something learned,
+        # and with it no replay of the log could rebuild the state (nor its digest) exactly.
+        history = []
+        for update in self.history:
+            row = update.to_dict()
+            del row["seconds"]
+            if isinstance(row["probe"], dict):
+                row["probe"] = {k: v for k, v in row["probe"].items() if k != "seconds"}
+            history.append(row)
+        return {"adapter": self.model.adapter_weights(), "baseline": self.baseline, "history": history}
 
     def _set_state(self, state: dict[str, Any]) -> None:
         self.model.load_adapter_weights(state["adapter"])
         self.baseline = float(state["baseline"])
-        self.history = [Update(**u) for u in state.get("history", [])]
+        self.history = [Update(**{"seconds": 0.0, **u}) for u in state.get("history", [])]
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore the adapter, baseline and history; stored versions other than the base and this
@@ -489,15 +489,5 @@ class PolicyGradient(Learner):
         self._incumbent = self._floor = None
 
     def config(self) -> dict[str, JSON]:
-        return {
-            "lr": self.lr,
-            "head_lr": self.head_lr,
-            "temperature": self.temperature,
-            "clip": self.clip,
-            "max_staleness": self.max_staleness,
-            "update_every": self.update_every,
-            "update_seconds": self.update_seconds,
-            "baseline_decay": self.baseline_decay,
-            "guards": [g.name for g in self.guards],
-            "gated": self.probe is not None,
-        }
+        # The probe holds held-out data, not settings: report only whether updates are gated on one.
+        return {**super().config(), "gated": self.probe is not None}
