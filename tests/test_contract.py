@@ -45,12 +45,15 @@ from lifelong.learners import (
     StreamingFactorization,
 )
 from lifelong.learners.context.gate import SuggestionGate
+from lifelong.learners.skills.effects import EffectLessons
+from lifelong.learners.skills.library import SkillLibrary
 from lifelong.models import HashingEmbedder
 from lifelong.testing import (
     CHECKS,
     Steps,
     bandit_stream,
     check_learner,
+    episode_stream,
     expert_stream,
     gate_stream,
     rating_stream,
@@ -166,6 +169,9 @@ ENTRIES: list[Entry] = [
         rating_stream,
     ),
     Entry("RiverLearner", _river_class(), river_learner),
+    # skills: the library of verified programs and the effect lessons of the episodic agent
+    Entry("SkillLibrary", SkillLibrary, lambda: SkillLibrary(EMBED), episode_stream),
+    Entry("EffectLessons", EffectLessons, EffectLessons, episode_stream),
     # the agent's harness: documented that forget_user keeps the counts (only the requests go)
     Entry(
         "HarnessSearch",

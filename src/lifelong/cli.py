@@ -84,6 +84,13 @@ def _nonempty(text: str) -> str:
     return text
 
 
+def _url(text: str) -> str:
+    """An http(s) URL (the endpoint is only reached when the suite runs)."""
+    if not text.startswith(("http://", "https://")) or len(text) < 10:
+        raise argparse.ArgumentTypeError(f"must be an http:// or https:// URL, got {text!r}")
+    return text
+
+
 def _names(text: str) -> str:
     """A comma-separated list of names, none of them empty (``a,,b`` or ``""`` is a typo)."""
     names = [name.strip() for name in text.split(",")]
@@ -442,6 +449,27 @@ BENCH_OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
         {
             "type": _names,
             "help": "standard-library packages, comma-separated (default json,email,http,logging)",
+        },
+    ),
+    "episodes": ("--episodes", {"type": _int_at_least(1), "help": "episodes per run seed (default 30)"}),
+    "llm-episodes": (
+        "--llm-episodes",
+        {"type": _int_at_least(1), "help": "episodes of the llm variant, first seed only (default 2)"},
+    ),
+    "model-url": (
+        "--model-url",
+        {
+            "type": _url,
+            "metavar": "URL",
+            "help": "the llm proposer's OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1 "
+            "(default: Gemma 3 270M in-process)",
+        },
+    ),
+    "transfer-steps": (
+        "--transfer-steps",
+        {
+            "type": _int_at_least(1),
+            "help": "steps allowed per achievement in the transfer test (default 500)",
         },
     ),
     "objective": (

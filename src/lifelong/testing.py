@@ -394,6 +394,57 @@ def sample_stream(scope: Scope, n: int, seed: int) -> list[Step]:
     return steps
 
 
+SKILL_TASKS = ("collect_wood", "place_table", "eat_cow")
+
+
+def episode_stream(scope: Scope, n: int, seed: int) -> list[Step]:
+    """Skill-agent attempts (:mod:`lifelong.agents.skills`): programs written for tasks with the critic's
+    verdict and the run's effect events as outcome feedback, verifications of new skills in fresh worlds
+    (``metadata["gate"]``) and re-runs of stored ones, in a fixed cycle."""
+    rng = random.Random(seed)
+    users = _users(scope, ("agent",))
+    steps: list[Step] = []
+    for t in range(n):
+        user = users[t % len(users)]
+        task = SKILL_TASKS[(t // 4) % len(SKILL_TASKS)]
+        kind = t % 4
+        code = f"def {task}():\n    act('do')\n    return {t // 12 % 2 == 0}\n"
+        target = rng.choice(("tree", "grass", "cow"))
+        events = [
+            {
+                "action": "do",
+                "target": target,
+                "changes": {"wood": 1} if kind == 0 else {},
+                "made": "grass" if kind == 0 else None,
+                "unlocked": [task] if kind == 0 else [],
+                "missing": {} if kind == 0 else {"items": {"wood": 1 + t % 2}},
+                "n": 1 + t % 3,
+            }
+        ]
+        action: JSON = {
+            "skill": task,
+            "task": task,
+            "code": code,
+            "description": f"do facing {target}",
+            "source": "synthesised",
+        }
+        metadata: dict[str, JSON] = {}
+        if kind == 2 and steps:  # verify the skill two attempts back made (its item id is derived)
+            made = steps[-2].interaction
+            metadata = {"gate": f"{made.id}/SkillLibrary/0"}
+        elif kind == 3 and steps:
+            action = {**action, "source": "library", "item": f"{steps[-3].interaction.id}/SkillLibrary/0"}
+        success = kind in (0, 2) or (kind == 3 and rng.random() < 0.5)
+        i = _interaction("episode", scope, seed, t, user, {"query": task, "task": task}, action, metadata)
+        verdict = {
+            "success": success,
+            "error": None if success else "the task did not happen",
+            "events": events,
+        }
+        steps.append(_step(i, _outcome(verdict), _reward(1.0 if success else 0.0)))
+    return steps
+
+
 # ------------------------------------------------------------------------------------ reads
 
 

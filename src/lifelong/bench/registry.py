@@ -238,6 +238,25 @@ SUITES: dict[str, Suite] = {
         options=("ablation-steps", "variants"),
         example="  lifelong bench weights --out runs/bench --seeds 3 --steps 120 --ablation-steps 96",
     ),
+    "crafter": Suite(
+        "the new-game test on Crafter: a Voyager-style skill agent (skill library, automatic curriculum, "
+        "self-verification) vs its frozen control, random, ablations, the LLM proposer; transfer",
+        "crafter:crafter",
+        about="""\
+A stream of episodes in fresh Crafter worlds (seeded; one stream per --seeds), the learned skill library
+and effect lessons carried across episodes (lifelong.agents.skills). Variants on the same worlds:
+learning, frozen (nothing kept between episodes), random, no_library, no_curriculum (random tasks),
+no_verification (no critic, no gate) and llm (the Gemma 3 270M proposer, --llm-episodes episodes of the
+first seed; --model-url for any OpenAI-compatible endpoint). Per episode: achievements (which of the
+22), reward, steps, verification steps, LLM calls and tokens. Over the run: the Crafter score
+(geometric mean of success rates), the slope of achievements per episode with a bootstrap CI, the
+tech-tree milestones (episodes and steps to the first wood / stone / iron pickaxe and diamond). Then
+transfer: the 22 achievements posed as tasks in new worlds with the final library vs an empty one.
+Reads no data set; Crafter runs offline from its PyPI package.""",
+        steps="episode length in environment steps (default 10,000, Crafter's own; deaths end most earlier)",
+        options=("episodes", "variants", "llm-episodes", "model-url", "transfer-steps"),
+        example="  lifelong bench crafter --out runs/bench --seeds 5 --episodes 30",
+    ),
 }
 
 
