@@ -454,7 +454,7 @@ BENCH_OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "episodes": ("--episodes", {"type": _int_at_least(1), "help": "episodes per run seed (default 30)"}),
     "llm-episodes": (
         "--llm-episodes",
-        {"type": _int_at_least(1), "help": "episodes of the llm variant, first seed only (default 2)"},
+        {"type": _int_at_least(1), "help": "episodes of the llm variant, first seed only (default 1)"},
     ),
     "model-url": (
         "--model-url",

@@ -259,7 +259,10 @@ class SkillAgent:
             report.llm_calls += proposal.llm_calls
             report.tokens += proposal.tokens
             if proposal.subgoal is not None:
-                if len(stack) < 8 and proposal.subgoal not in stack and proposal.subgoal != task:
+                detour = f"{task}>{proposal.subgoal}"  # how often this task sent the agent there
+                failures[detour] = failures.get(detour, 0) + 1
+                fresh = failures[detour] <= self.attempts
+                if fresh and len(stack) < 8 and proposal.subgoal not in stack and proposal.subgoal != task:
                     stack.extend([task, proposal.subgoal])
                     return None
                 failures[task] = failures.get(task, 0) + 1

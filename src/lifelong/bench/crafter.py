@@ -60,7 +60,7 @@ def crafter(args: argparse.Namespace) -> Result:
     episodes = getattr(args, "episodes", None) or 30
     steps = args.steps or 10_000
     variants = _variants(getattr(args, "variants", None))
-    llm_episodes = getattr(args, "llm_episodes", None) or 2
+    llm_episodes = getattr(args, "llm_episodes", None) or 1
     model_url = getattr(args, "model_url", None)
     embedder = default_embedder()
     logs = Path(args.out) / "crafter-logs"

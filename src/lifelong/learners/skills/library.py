@@ -153,6 +153,10 @@ class SkillLibrary(ContextLearner):
             if i.payload.get("skill") == name and i.payload.get("code") == code
         ]
         if same:  # the same program verified again: one more source
+            if same[0].payload.get("stage") == "candidate":
+                # A candidate of an earlier episode that no gate has settled: this episode verified it
+                # again, so it is this episode's to call, and its gate runs at this episode's end.
+                same[0].payload["session"] = scope.session
             self._absorb(same[0], step)
             return True
         description = str(action.get("description") or task)

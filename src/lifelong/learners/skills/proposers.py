@@ -338,9 +338,11 @@ def providable(
 
 
 def _stored(ctx: Context) -> Proposal | None:
+    """The stored skill for the task, unless its re-runs fail more often than not (then it is repaired:
+    the proposer writes a new program, which replaces it once verified)."""
     name = identifier(ctx.task)
     item = ctx.callable.get(name)
-    if item is None or item.payload.get("task") != ctx.task:
+    if item is None or item.payload.get("task") != ctx.task or item.usefulness < 0.5:
         return None
     return Proposal(
         ctx.task,
