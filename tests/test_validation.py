@@ -34,6 +34,8 @@ from lifelong.learners import (
     StreamingFactorization,
     SuggestionGate,
 )
+from lifelong.learners.skills.effects import EffectLessons
+from lifelong.learners.skills.library import SkillLibrary
 from lifelong.models import HashingEmbedder
 from lifelong.utils.params import get_params, parameter_names
 from lifelong.utils.validation import check_choice, check_power_of_two, check_scalar, check_seeds
@@ -240,6 +242,8 @@ FACTORIES: dict[str, Callable[[], Learner]] = {
     "RiverLearner": _river,
     "StreamingFactorization": lambda: StreamingFactorization(dim=4),
     "SuggestionGate": lambda: SuggestionGate(objective="reward"),
+    "SkillLibrary": lambda: SkillLibrary(EMBEDDER, k=3, gate_fails=3),
+    "EffectLessons": EffectLessons,
 }
 
 #: Parameters that hold a callable or an object with neither a name nor a config(): left out.
