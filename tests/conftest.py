@@ -44,3 +44,15 @@ def log_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 db_url = log_url
+
+
+@pytest.fixture(scope="session")
+def llama_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real llama.cpp OpenAI-compatible server with the packaged Gemma (model 'gemma'), for the
+    service's tests; its /v1 base URL."""
+    from _service import start_llama_server
+
+    url, process = start_llama_server(tmp_path_factory.mktemp("llama"))
+    yield url
+    process.terminate()
+    process.wait(timeout=30)

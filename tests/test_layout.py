@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("envs", "interop"),
     ("agents",),
     ("eval",),
-    ("bench", "demo", "testing", "cli"),
+    ("bench", "demo", "testing", "serve", "cli"),
 ]
 
 

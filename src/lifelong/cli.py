@@ -1,4 +1,4 @@
-"""The ``lifelong`` command: ``demo``, ``bench``, ``log``, ``state``.
+"""The ``lifelong`` command: ``demo``, ``bench``, ``serve``, ``keys``, ``log``, ``state``.
 
 User errors (a :class:`~lifelong.errors.LifelongError`) print one line on stderr and exit with status 2;
 no traceback.
@@ -318,6 +318,81 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return int(run_demo(args))
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from lifelong.serve.config import ServeConfig
+    from lifelong.serve.run import serve
+
+    names = (
+        "data_dir",
+        "log",
+        "upstream",
+        "model",
+        "host",
+        "port",
+        "workers",
+        "embedder",
+        "max_body_bytes",
+        "rate_limit",
+        "max_tokens",
+        "context_budget",
+        "shadow_rate",
+        "poll_seconds",
+        "upstream_timeout",
+        "upstream_retries",
+    )
+    config = ServeConfig.from_mapping({name: getattr(args, name) for name in names}).validate()
+    print(
+        f"lifelong serve: http://{config.host}:{config.port} (dashboard /dashboard, API /docs), "
+        f"log {_redacted(config.log_url)}, model {config.upstream or 'Gemma 3 270M in-process'}, "
+        f"{config.workers} worker(s)",
+        file=sys.stderr,
+    )
+    serve(config)
+    return 0
+
+
+def _redacted(url: str) -> str:
+    from lifelong.storage import redact
+
+    return redact(url)
+
+
+def _key_store(args: argparse.Namespace) -> Any:
+    from lifelong.serve.config import ServeConfig
+    from lifelong.serve.keys import KeyStore
+
+    config = ServeConfig.from_mapping({"data_dir": args.data_dir, "log": args.log}).validate()
+    if config.log is None:
+        Path(config.data_dir).mkdir(parents=True, exist_ok=True)
+    log = ExperienceLog(config.log_url)
+    return KeyStore(log.db)
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    made = _key_store(args).create(args.tenant, admin=args.admin, name=args.name or "")
+    print(made.key)
+    print(
+        f"key {made.id} for tenant {made.tenant!r}{' (admin)' if made.admin else ''}: "
+        "shown once, stored hashed",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    for key in _key_store(args).list(args.tenant):
+        state = "revoked" if key["revoked"] else "live"
+        admin = " admin" if key["admin"] else ""
+        print(f"{key['id']}  {key['tenant']}  {state}{admin}  {key['name']}")
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    done = _key_store(args).revoke(args.id)
+    print(f"key {args.id} {'revoked' if done else 'was already revoked'}")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from lifelong.bench.registry import run_suite
 
@@ -504,6 +579,73 @@ def _add_suite_parser(suites: Any, name: str, suite: Suite) -> None:
     parser.set_defaults(func=cmd_bench, data=None)
 
 
+def _add_serve_parsers(sub: Any) -> None:
+    serve = sub.add_parser(
+        "serve",
+        help="the learning service: an OpenAI-compatible proxy that learns from feedback, per tenant",
+        description="Serve /v1/chat/completions and /v1/completions (OpenAI wire format) in front of a "
+        "model, recalling per tenant and user what earlier feedback taught; /v1/feedback, /v1/memories, "
+        "versions, /metrics, /dashboard. With no flags: SQLite in --data-dir, Gemma 3 270M in-process, "
+        "MiniLM embeddings, offline. Every flag is also an environment variable LIFELONG_<FLAG> "
+        "(e.g. LIFELONG_LOG). See docs/service.md.",
+    )
+    serve.add_argument(
+        "--data-dir", help="where the embedded default keeps its SQLite log (default lifelong-data)"
+    )
+    serve.add_argument("--log", help="experience log URL: a SQLite path or postgresql://HOST:PORT/DB")
+    serve.add_argument(
+        "--upstream", help="an OpenAI-compatible server, http://HOST:PORT/v1 (default: Gemma in-process)"
+    )
+    serve.add_argument("--model", help="the upstream's model name (default: the only one it serves)")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=_int_at_least(0), help="port (default 8000)")
+    serve.add_argument("--workers", type=_int_at_least(1), help="worker processes (default 1)")
+    serve.add_argument("--embedder", choices=["minilm", "hashing"], help="text embeddings (default minilm)")
+    serve.add_argument(
+        "--max-body-bytes", type=_int_at_least(1024), help="largest request body (default 1 MiB)"
+    )
+    serve.add_argument(
+        "--rate-limit", type=float, help="requests/s per key and worker, 0 = off (default 100)"
+    )
+    serve.add_argument(
+        "--max-tokens", type=_int_at_least(1), help="most tokens a request may ask for (default 512)"
+    )
+    serve.add_argument(
+        "--context-budget", type=_int_at_least(0), help="tokens of recalled context (default 512)"
+    )
+    serve.add_argument(
+        "--shadow-rate", type=float, help="share of requests the frozen shadow answers (default 1)"
+    )
+    serve.add_argument("--poll-seconds", type=float, help="idle worker's log poll interval (default 0.1)")
+    serve.add_argument("--upstream-timeout", type=float, help="seconds per upstream call (default 60)")
+    serve.add_argument(
+        "--upstream-retries", type=_int_at_least(0), help="retries of a failed upstream call (default 2)"
+    )
+    serve.set_defaults(func=cmd_serve)
+
+    keys = sub.add_parser("keys", help="API keys of the service: create, list, revoke")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    for action, helptext in (
+        ("create", "a new key for a tenant (printed once)"),
+        ("list", "every key"),
+        ("revoke", "revoke a key by id"),
+    ):
+        p = keys_sub.add_parser(action, help=helptext)
+        p.add_argument("--data-dir", help="the service's data directory (default lifelong-data)")
+        p.add_argument("--log", help="the service's log URL (instead of --data-dir)")
+        if action == "create":
+            p.add_argument("--tenant", required=True, type=_nonempty)
+            p.add_argument("--admin", action="store_true", help="may act for any tenant")
+            p.add_argument("--name", help="what the key is for")
+        elif action == "list":
+            p.add_argument("--tenant")
+        else:
+            p.add_argument("id")
+        p.set_defaults(
+            func={"create": cmd_keys_create, "list": cmd_keys_list, "revoke": cmd_keys_revoke}[action]
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
     from lifelong import __version__
     from lifelong.bench.registry import SUITES
@@ -557,6 +699,7 @@ def build_parser() -> argparse.ArgumentParser:
     suites = bench.add_subparsers(dest="suite", required=True, metavar="SUITE")
     for name, suite in SUITES.items():
         _add_suite_parser(suites, name, suite)
+    _add_serve_parsers(sub)
     log = sub.add_parser("log", help="inspect and manage an experience log")
     log_sub = log.add_subparsers(dest="log_command", required=True, metavar="ACTION")
     stats = log_sub.add_parser("stats", help="counts of interactions and feedback")

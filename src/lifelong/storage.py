@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import os
 import random
 import sqlite3
 import threading
@@ -521,6 +522,40 @@ def _libpq_keys() -> tuple[str, ...] | None:
         return tuple(opt.keyword.decode() for opt in pq.Conninfo.get_defaults())
     except Exception:  # no libpq to ask: let libpq itself judge the keys when connecting
         return None
+
+
+#: Descriptors of SQLite files read by :func:`read_sqlite_file`, kept open for the life of the process.
+_HELD_FILES: dict[tuple[int, int], int] = {}
+_HELD_LOCK = threading.Lock()
+
+
+def read_sqlite_file(path: Path) -> bytes:
+    """The raw bytes of a SQLite database or WAL file, read without ever closing a descriptor of it.
+
+    POSIX advisory locks belong to the process, and closing *any* descriptor of a file releases all of
+    the process's locks on it — the shared locks of its SQLite connections included. After a plain
+    ``path.read_bytes()`` in a process with open connections, another process closing its connection
+    believes it is the last one, checkpoints and deletes the WAL, and this process's connections go on
+    reading a database that no longer changes (found by the service's tests: new API keys stopped
+    being seen after an erasure scan). SQLite defers its own closes for this reason; so does this: one
+    descriptor per file (device, inode), opened once and read with ``pread``.
+    """
+    st = os.stat(path)
+    key = (st.st_dev, st.st_ino)
+    with _HELD_LOCK:
+        fd = _HELD_FILES.get(key)
+        if fd is None:
+            fd = _HELD_FILES[key] = os.open(path, os.O_RDONLY)
+    size = os.fstat(fd).st_size
+    parts: list[bytes] = []
+    offset = 0
+    while offset < size:
+        part = os.pread(fd, min(1 << 20, size - offset), offset)
+        if not part:
+            break
+        parts.append(part)
+        offset += len(part)
+    return b"".join(parts)
 
 
 def contains(dialect: Dialect, column: str) -> str:

@@ -413,6 +413,25 @@ class ExperienceLog:
                 out[iid].append(Feedback.from_dict(json.loads(body)))
         return out
 
+    def recent(self, scope: Scope | None = None, limit: int = 50) -> list[Step]:
+        """The ``limit`` newest interactions of ``scope`` (newest first), each with all its feedback."""
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 100_000:
+            raise InvalidInput(f"must be an integer in [1, 100000], got {limit!r}", field="limit")
+        where, params = _filters("i", scope)
+        clause = (" WHERE " + " AND ".join(where)) if where else ""
+
+        def read(cur: Cursor) -> list[Step]:
+            cur.execute(
+                f"SELECT i.id, i.body FROM interactions i{clause} "
+                f"ORDER BY i.time DESC, i.seq DESC LIMIT {limit}",
+                params,
+            )
+            rows = cur.fetchall()
+            feedback = self._feedback_of(cur, [r[0] for r in rows])
+            return [Step(Interaction.from_dict(json.loads(r[1])), tuple(feedback[r[0]])) for r in rows]
+
+        return self.db.run(read, write=False)
+
     def __len__(self) -> int:
         return self.stats().interactions
 

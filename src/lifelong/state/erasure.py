@@ -48,7 +48,7 @@ from lifelong.experience.log import ExperienceLog
 from lifelong.experience.records import JSON, Scope
 from lifelong.learners.base import Learner
 from lifelong.models.base import CachedEmbedder
-from lifelong.storage import Cursor, Database, contains
+from lifelong.storage import Cursor, Database, contains, read_sqlite_file
 
 #: Shorter strings ("yes", "4", a label) are too common to be anyone's own; they are not searched for.
 MIN_TEXT = 8
@@ -301,7 +301,7 @@ def scan(
     for db in {id(log.db): log.db, **({id(store.db): store.db} if store is not None else {})}.values():
         for path in _files_of(db):
             report.places += 1
-            data = path.read_bytes()
+            data = read_sqlite_file(path)  # never path.read_bytes(): see read_sqlite_file
             for needle in needles:
                 at = data.find(needle.encode("utf-8"))
                 if at >= 0:

@@ -1,0 +1,128 @@
+"""Request bodies of the service, validated by pydantic: a bad body is a 422 naming the field.
+
+The chat and completion requests follow OpenAI's wire format; fields the service does not use are
+ignored, except a short list passed through to an HTTP upstream (``PASS_THROUGH``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+
+PASS_THROUGH = ("top_p", "presence_penalty", "frequency_penalty", "seed")
+NAME = 256  # longest user, session or key name (as in lifelong.experience.records)
+TEXT = 100_000  # longest single text (a message, a prompt, a memory)
+
+
+class ContentPart(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    type: str = Field(max_length=64)
+    text: str | None = Field(None, max_length=TEXT)
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[ContentPart] | None = Field(None, max_length=TEXT)
+    name: str | None = Field(None, max_length=NAME)
+
+
+class _Generation(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    model: str = Field(min_length=1, max_length=NAME)
+    max_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, ge=0, le=1)
+    presence_penalty: float | None = Field(None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)
+    seed: int | None = Field(None, ge=-(2**63), lt=2**63)
+    n: int | None = Field(None, ge=1, le=1, description="only one choice per request")
+    stream: bool = False
+    stop: str | list[str] | None = Field(None, max_length=4)
+    user: str | None = Field(None, min_length=1, max_length=NAME, description="whose request: the user scope")
+
+    def stops(self) -> tuple[str, ...]:
+        if self.stop is None:
+            return ()
+        return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
+
+    def extra_fields(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in PASS_THROUGH if getattr(self, k) is not None}
+
+
+class ChatRequest(_Generation):
+    messages: list[ChatMessage] = Field(min_length=1, max_length=1000)
+    max_completion_tokens: int | None = Field(None, ge=1)
+
+
+class CompletionRequest(_Generation):
+    prompt: str = Field(max_length=TEXT)
+    echo: bool = False
+
+
+class FeedbackRequest(BaseModel):
+    """Feedback on one interaction: any of accept, rating, correction, reward, outcome, remember."""
+
+    model_config = ConfigDict(extra="forbid")
+    interaction_id: str = Field(min_length=1, max_length=128)
+    feedback_id: str | None = Field(
+        None, min_length=1, max_length=100, description="makes the request idempotent: a retry is a no-op"
+    )
+    accept: bool | None = None
+    rating: float | None = None
+    rating_scale: tuple[float, float] | None = None
+    correction: JsonValue = None
+    reward: float | None = None
+    outcome: JsonValue = None
+    remember: str | list[str] | None = Field(None, description="facts to remember for the interaction's user")
+
+    @model_validator(mode="after")
+    def _some_feedback(self) -> FeedbackRequest:
+        kinds = (self.accept, self.rating, self.correction, self.reward, self.outcome, self.remember)
+        if all(k is None for k in kinds):
+            raise ValueError("give at least one of accept, rating, correction, reward, outcome, remember")
+        if self.remember is not None and self.outcome is not None:
+            raise ValueError("give remember or outcome, not both (remember is an outcome)")
+        return self
+
+
+class MemoryMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    role: str = Field(max_length=64)
+    content: str = Field(max_length=TEXT)
+
+
+class MemoryAdd(BaseModel):
+    """mem0's ``add``: a ``text`` (or the user messages of ``messages``) to remember for ``user_id``."""
+
+    model_config = ConfigDict(extra="forbid")
+    user_id: str = Field(min_length=1, max_length=NAME)
+    text: str | None = Field(None, min_length=1, max_length=TEXT)
+    messages: list[MemoryMessage] | None = Field(None, min_length=1, max_length=100)
+    key: str | None = Field(
+        None, min_length=1, max_length=NAME, description="a later fact with this key supersedes it"
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> MemoryAdd:
+        if (self.text is None) == (self.messages is None):
+            raise ValueError("give exactly one of text or messages")
+        return self
+
+
+class Commit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    message: str = Field("", max_length=1000)
+
+
+class Promote(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: int = Field(ge=1)
+    override: str | None = Field(None, min_length=1, max_length=1000)
+
+
+class Rollback(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    to: int | None = Field(None, ge=1)
+    override: str | None = Field(None, min_length=1, max_length=1000)
