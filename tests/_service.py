@@ -73,10 +73,9 @@ class Service:
             self.keys[name] = create_key(self.data_dir, tenant, admin=admin, log=self.log)
         return self.keys[name]
 
-    def client(self, tenant: str, **kw: object) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.url, headers={"Authorization": f"Bearer {self.key(tenant)}"}, timeout=120, **kw
-        )  # type: ignore[arg-type]
+    def client(self, tenant: str, timeout: float = 120) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.key(tenant)}"}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -45,6 +45,7 @@ from lifelong.serve.engine import LEARNERS, Engine, Settings, interaction_tenant
 from lifelong.serve.keys import KeyStore, Principal
 from lifelong.serve.prompts import chat_with_context, completion_with_context, context_text, fit
 from lifelong.serve.schemas import (
+    ChatMessage,
     ChatRequest,
     Commit,
     CompletionRequest,
@@ -341,7 +342,7 @@ def create_app(config: ServeConfig | None = None, *, service: Service | None = N
         scope = _scope(who, body.user, request)
         query = _last_user_text(body)
         cap = body.max_completion_tokens or body.max_tokens or min(256, svc().config.max_tokens)
-        messages = tuple(m.model_dump(exclude_none=True) for m in body.messages)
+        messages = tuple(_plain_message(m) for m in body.messages)
         base = UpstreamRequest(
             "chat",
             _max_tokens(cap, svc()),
@@ -913,6 +914,13 @@ def _scope(who: Principal, user: str | None, request: Request) -> Scope:
             422, "a session needs a user (the request's user field or X-Lifelong-User)", param="user"
         )
     return _checked(lambda: Scope(who.tenant, user, session))
+
+
+def _plain_message(message: ChatMessage) -> dict[str, str]:
+    """A message as every OpenAI-compatible server takes it: a role (developer as system) and a string."""
+    content = message.content
+    text = content if isinstance(content, str) else content_text([p.model_dump() for p in content or []])
+    return {"role": "system" if message.role == "developer" else message.role, "content": text}
 
 
 def _last_user_text(body: ChatRequest) -> str:

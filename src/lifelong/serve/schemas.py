@@ -22,8 +22,12 @@ class ContentPart(BaseModel):
 
 
 class ChatMessage(BaseModel):
+    """A message; the upstream receives it as {role, content} with the content's text (parts joined)."""
+
     model_config = ConfigDict(extra="ignore")
-    role: Literal["system", "developer", "user", "assistant", "tool"]
+    role: Literal["system", "developer", "user", "assistant"] = Field(
+        description="tool messages are not supported: the service does not pass tools through"
+    )
     content: str | list[ContentPart] | None = Field(None, max_length=TEXT)
     name: str | None = Field(None, max_length=NAME)
 
