@@ -339,6 +339,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "poll_seconds",
         "upstream_timeout",
         "upstream_retries",
+        "io_threads",
     )
     config = ServeConfig.from_mapping({name: getattr(args, name) for name in names}).validate()
     print(
@@ -547,6 +548,25 @@ BENCH_OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
             "help": "steps allowed per achievement in the transfer test (default 500)",
         },
     ),
+    "items": (
+        "--items",
+        {
+            "type": _int_at_least(1),
+            "help": "learned items in the tenant the proxy recalls from (default 100,000)",
+        },
+    ),
+    "feedback": (
+        "--feedback",
+        {"type": _int_at_least(1), "help": "feedback requests per configuration (default 5,000)"},
+    ),
+    "rounds": (
+        "--rounds",
+        {"type": _int_at_least(1), "help": "cross-worker feedback-to-visible rounds (default 200)"},
+    ),
+    "workers": (
+        "--workers",
+        {"type": _int_at_least(1), "help": "service workers on PostgreSQL (default 2)"},
+    ),
     "objective": (
         "--objective",
         {
@@ -620,6 +640,11 @@ def _add_serve_parsers(sub: Any) -> None:
     serve.add_argument("--upstream-timeout", type=float, help="seconds per upstream call (default 60)")
     serve.add_argument(
         "--upstream-retries", type=_int_at_least(0), help="retries of a failed upstream call (default 2)"
+    )
+    serve.add_argument(
+        "--io-threads",
+        type=_int_at_least(1),
+        help="database threads per worker, = PostgreSQL pool size (default 16)",
     )
     serve.set_defaults(func=cmd_serve)
 

@@ -257,6 +257,24 @@ Reads no data set; Crafter runs offline from its PyPI package.""",
         options=("episodes", "variants", "llm-episodes", "model-url", "transfer-steps"),
         example="  lifelong bench crafter --out runs/bench --seeds 5 --episodes 30",
     ),
+    "serve": Suite(
+        "the learning service on loopback: proxy overhead at 100K learned items, /v1/feedback throughput "
+        "(SQLite, 1 worker; PostgreSQL, --workers), feedback -> visible across workers",
+        "serve:serve_bench",
+        about="""\
+Real processes on this machine: a llama.cpp server (Gemma 3 270M) as the upstream, `lifelong serve`
+on a SQLite log with one worker and on the PostgreSQL server with --workers workers, this process as the
+client. 1. proxy overhead (everything but the upstream call: auth, catch-up with the log, MiniLM query
+embedding, recall over --items learned items, prompt, logging) of --steps completion requests, as the
+service times it and as the client sees it; 2. /v1/feedback throughput and p50/p99 from 32 concurrent
+connections, --feedback requests; 3. feedback -> visible: a memory added on one process, read on another
+at once, --rounds times, p50/p99. The items' MiniLM vectors are computed once (minutes) and cached in
+OUT/serve-cache. Reads no data set: the items are line pairs of the standard library's source.""",
+        steps="proxy requests (default 300)",
+        options=("items", "feedback", "rounds", "workers"),
+        example="  lifelong bench serve --out runs/bench\n"
+        "  lifelong bench serve --out runs/quick --items 10000 --steps 100 --feedback 1000 --rounds 50",
+    ),
 }
 
 

@@ -20,7 +20,7 @@ import math
 import os
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from importlib import resources
@@ -41,7 +41,7 @@ from lifelong.learners.context.gate import same_answer
 from lifelong.models.base import Embedder, HashingEmbedder
 from lifelong.serve import metrics as prom
 from lifelong.serve.config import ENV_CONFIG, ServeConfig
-from lifelong.serve.engine import LEARNERS, Engine, Settings, interaction_tenant
+from lifelong.serve.engine import LEARNERS, Engine, Settings, TenantOf, interaction_tenant
 from lifelong.serve.keys import KeyStore, Principal
 from lifelong.serve.prompts import chat_with_context, completion_with_context, context_text, fit
 from lifelong.serve.schemas import (
@@ -147,6 +147,35 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
+class Timing:
+    """Counts and times every request for Prometheus (a plain ASGI middleware: Starlette's
+    ``BaseHTTPMiddleware`` costs about as much as a small request itself)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def watched(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        finally:
+            route = scope.get("route")
+            prom.observe_request(
+                getattr(route, "path", "unmatched"), scope["method"], status, time.perf_counter() - start
+            )
+
+
 class RateLimiter:
     """A token bucket per key (in this worker): ``rate`` requests a second, bursts of 2 × rate."""
 
@@ -186,6 +215,7 @@ class Service:
     upstream: Upstream
     limiter: RateLimiter
     thread: ThreadPoolExecutor  # the one thread that touches learner state
+    tenant_of: TenantOf
 
     async def in_engine(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.thread, fn)
@@ -231,6 +261,7 @@ def open_service(config: ServeConfig, *, upstream: Upstream | None = None) -> Se
         upstream,
         RateLimiter(config.rate_limit),
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="learners"),
+        TenantOf(log),
     )
 
 
@@ -241,6 +272,10 @@ def create_app(config: ServeConfig | None = None, *, service: Service | None = N
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         svc = service or open_service(config or ServeConfig())
+        # Log appends wait on the database's commit (fsync); enough threads to keep its group commit fed.
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(max_workers=svc.config.io_threads, thread_name_prefix="io")
+        )
         await svc.upstream.check()
         holder["svc"] = svc
         poller = asyncio.create_task(_poll(svc))
@@ -264,6 +299,7 @@ def create_app(config: ServeConfig | None = None, *, service: Service | None = N
     )
     limit = (config or (service.config if service else ServeConfig())).max_body_bytes
     app.add_middleware(BodyLimit, limit=limit)
+    app.add_middleware(Timing)
 
     def svc() -> Service:
         return holder["svc"]
@@ -274,7 +310,11 @@ def create_app(config: ServeConfig | None = None, *, service: Service | None = N
         if not key:
             raise ApiError(401, "no API key: send Authorization: Bearer <key>", "authentication_error")
         s = svc()
-        found = await s.in_pool(lambda: s.keys.verify(key))
+        cached = s.keys.cached(key)
+        if cached is False:  # not verified lately: read the key table (off the event loop)
+            found = await s.in_pool(lambda: s.keys.verify(key))
+        else:
+            found = cached
         if found is None:
             raise ApiError(401, "the API key is not valid (unknown or revoked)", "authentication_error")
         wait = s.limiter.check(found.key_id)
@@ -319,19 +359,6 @@ def create_app(config: ServeConfig | None = None, *, service: Service | None = N
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return _error(exc.status_code, str(exc.detail), "invalid_request_error")
-
-    @app.middleware("http")
-    async def timing(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        prom.observe_request(
-            getattr(route, "path", "unmatched"),
-            request.method,
-            response.status_code,
-            time.perf_counter() - start,
-        )
-        return response
 
     # -------------------------------------------------------------------- the proxy
 
@@ -631,6 +658,7 @@ async def _proxy(
         }
         interaction = Interaction(scope, observation, amended, id=interaction_id, metadata=metadata)
         await s.in_pool(lambda: s.log.append(interaction))
+        s.tenant_of.remember(interaction.id, scope.tenant)
         overhead = prepared + (time.perf_counter() - after)
         prom.OVERHEAD_SECONDS.observe(overhead)
         prom.UPSTREAM_SECONDS.observe(out.seconds)
@@ -776,7 +804,7 @@ async def _poll(s: Service) -> None:
 
 
 def _append_feedback(s: Service, tenant: str, body: FeedbackRequest) -> dict[str, Any]:
-    interaction_tenant(s.log, body.interaction_id, tenant)  # 404 for another tenant's id
+    s.tenant_of.check(body.interaction_id, tenant)  # 404 for another tenant's id, as for a missing one
     outcome = {"remember": body.remember} if body.remember is not None else body.outcome
     records: list[Feedback] = []
     iid = body.interaction_id
@@ -798,6 +826,8 @@ def _append_feedback(s: Service, tenant: str, body: FeedbackRequest) -> dict[str
             return {"ids": [f.id for f in records], "interaction_id": iid, "duplicate": True}
     try:
         s.log.append_many(records)
+    except NotFound:  # erased since it was looked up: the same answer as for any missing id
+        raise NotFound(f"no interaction {iid!r}") from None
     except Conflict:
         if body.feedback_id is not None and _already_logged(
             s, body.feedback_id, records

@@ -43,10 +43,16 @@ class ServeConfig:
     context_budget: int = 512  # tokens of recalled context a prompt may carry
     shadow_rate: float = 1.0  # share of requests the frozen shadow control also answers
     poll_seconds: float = 0.1  # how often an idle worker reads the log for new feedback
+    io_threads: int = 16  # threads per worker for database writes and reads (and PostgreSQL pool size)
 
     @property
     def log_url(self) -> str:
-        return self.log or f"sqlite:///{Path(self.data_dir).absolute() / 'lifelong.db'}"
+        """The log's URL; a PostgreSQL URL without ``pool_size`` gets one connection per I/O thread."""
+        if self.log is None:
+            return f"sqlite:///{Path(self.data_dir).absolute() / 'lifelong.db'}"
+        if urlsplit(self.log).scheme.startswith("postgres") and "pool_size=" not in self.log:
+            return self.log + ("&" if "?" in self.log else "?") + f"pool_size={self.io_threads}"
+        return self.log
 
     def validate(self) -> ServeConfig:
         if self.log is not None:
@@ -79,6 +85,7 @@ class ServeConfig:
             ("--context-budget", self.context_budget, 0, 1 << 20),
             ("--shadow-rate", self.shadow_rate, 0, 1),
             ("--poll-seconds", self.poll_seconds, 0.001, 60),
+            ("--io-threads", self.io_threads, 1, 1000),
             ("--upstream-timeout", self.upstream_timeout, 0.1, 3600),
             ("--upstream-retries", self.upstream_retries, 0, 10),
         ]

@@ -18,6 +18,8 @@ rolling back is for.
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -297,10 +299,43 @@ def _public(info: VersionInfo) -> dict[str, JSON]:
 def interaction_tenant(log: ExperienceLog, interaction_id: str, tenant: str) -> Step:
     """The step of ``interaction_id`` if it belongs to ``tenant``; else NotFound with the message a
     missing id gets (no existence leak)."""
-    try:
-        step = log.get(interaction_id)
-    except (NotFound, InvalidInput):
-        step = None
-    if step is None or step.interaction.scope.tenant != tenant:
-        raise NotFound(f"no interaction {interaction_id!r}")
-    return step
+    check_tenant(log, interaction_id, tenant)
+    return log.get(interaction_id)
+
+
+class TenantOf:
+    """Which tenant each interaction id belongs to: one indexed read, then an LRU cache. Safe to cache:
+    an id's tenant never changes, and an erased id fails the append that follows (NotFound)."""
+
+    def __init__(self, log: ExperienceLog, size: int = 100_000) -> None:
+        self.log, self.size = log, size
+        self._known: OrderedDict[str, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def remember(self, interaction_id: str, tenant: str) -> None:
+        with self._lock:
+            self._known[interaction_id] = tenant
+            if len(self._known) > self.size:
+                self._known.popitem(last=False)
+
+    def check(self, interaction_id: str, tenant: str) -> None:
+        """NotFound unless ``interaction_id`` is logged for ``tenant`` (the message a missing id gets)."""
+        with self._lock:
+            known = self._known.get(interaction_id)
+        if known is None:
+
+            def read(cur: Cursor) -> Any:
+                cur.execute("SELECT tenant FROM interactions WHERE id = ?", (interaction_id,))
+                return cur.fetchone()
+
+            row = self.log.db.run(read, write=False)
+            if row is not None:
+                known = str(row[0])
+                self.remember(interaction_id, known)
+        if known != tenant:
+            raise NotFound(f"no interaction {interaction_id!r}")
+
+
+def check_tenant(log: ExperienceLog, interaction_id: str, tenant: str) -> None:
+    """NotFound unless ``interaction_id`` is logged for ``tenant`` (one indexed read, no cache)."""
+    TenantOf(log, size=1).check(interaction_id, tenant)

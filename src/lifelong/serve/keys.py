@@ -24,6 +24,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 from lifelong.errors import InvalidInput, NotFound
 from lifelong.experience.records import Scope
@@ -103,6 +104,16 @@ class KeyStore:
 
         self.db.run(write)
         return CreatedKey(key_id, key, tenant, admin, name)
+
+    def cached(self, key: str) -> Principal | Literal[False] | None:
+        """What :meth:`verify` answered for ``key`` within ``cache_seconds`` (False: nothing cached)."""
+        if not isinstance(key, str) or _KEY.match(key) is None:
+            return None
+        with self._lock:
+            cached = self._cache.get(_hash(key))
+        if cached is not None and time.monotonic() - cached[0] < self.cache_seconds:
+            return cached[1]
+        return False
 
     def verify(self, key: str) -> Principal | None:
         """The principal of a live key, or None (unknown, malformed or revoked)."""

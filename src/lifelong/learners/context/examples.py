@@ -36,16 +36,20 @@ class ExampleBank(ContextLearner):
         per_user: bool = False,
         k: int = 8,
         budget: int | None = None,
+        dedupe: bool = True,
         **recall: Any,
     ) -> None:
         super().__init__(embedder, per_user=per_user, k=k, budget=budget, **recall)
+        #: False skips the search for the same input before each insert (O(items) per step): for seeding
+        #: a bank in bulk from inputs known to be distinct.
+        self.dedupe = dedupe
 
     def _derive(self, step: Step) -> bool:
         output = right_answer(step)
         if output is None:
             return False
         query = query_text(step.interaction.observation)
-        nearest = self._nearest(self.scope_key(step.interaction.scope), query)
+        nearest = self._nearest(self.scope_key(step.interaction.scope), query) if self.dedupe else None
         if nearest is not None and nearest[1] >= SAME_INPUT and nearest[0].query == query:
             old = nearest[0]
             if old.payload["output"] == output:
