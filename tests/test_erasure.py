@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from lifelong.errors import InvalidInput
@@ -49,3 +53,27 @@ def test_forget_user_deletes_events_drops_rows_and_rebuilds(log_url: str) -> Non
             forget_user("ada", log=log, learners=learners, tenant="shop", rebuild_with={"nope": make_mf})
         partial = forget_user("ada", log=log, learners=learners, tenant="shop")
         assert not partial.clean and partial.interactions_deleted == 60
+
+
+def test_the_erasure_scan_leaves_this_process_seeing_other_processes_writes(tmp_path: Path) -> None:
+    """The scan reads the SQLite files raw; closing a descriptor of them would drop this process's POSIX
+    locks, let another process delete the WAL on its way out, and leave this process's connections
+    reading a database that no longer changes (found by the service's tests)."""
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    log = ExperienceLog(url)
+    i = Interaction(Scope("t", user="ada"), "ada's request text")
+    log.append_many([i, Feedback.accept(i.id)])
+    other = Interaction(Scope("t", user="bo"), "bo's request")
+    log.append(other)
+    from lifelong.state.erasure import forget
+
+    assert forget(Scope("t", user="ada"), log=log).clean  # the scan reads log.db and its WAL raw
+    writer = (
+        "import sys; from lifelong.experience import ExperienceLog, Interaction, Scope\n"
+        "log = ExperienceLog(sys.argv[1]); log.append(Interaction(Scope('t', user=f'u{sys.argv[2]}'), 'x'))\n"
+        "log.close()\n"
+    )
+    for n in range(3):  # each writer opens, appends and closes: "the last connection" if locks were lost
+        subprocess.run([sys.executable, "-c", writer, url, str(n)], check=True)
+        assert log.stats().users == 2 + n, "this process no longer sees the other processes' appends"
+    log.close()

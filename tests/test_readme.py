@@ -33,7 +33,7 @@ def test_the_first_example_is_the_first_code() -> None:
 def test_ci_runs_the_readme_commands() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
-    commands = re.findall(r"^(python3 -m venv .*)$", readme, re.M)
+    commands = re.findall(r"^((?:\(command -v .*\) && )?python3 -m venv .*)$", readme, re.M)
     assert len(commands) == 2, "README must open with the two set-up commands"
     for command in commands:
         head = command.split(" && lifelong demo")[0]
