@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from _service import Service, start_service
 
 pytestmark = pytest.mark.slow

@@ -180,13 +180,21 @@ def test_kill_9_of_a_worker_under_load_loses_no_acknowledged_feedback(
         stop.set()
         for t in threads:
             t.join()
-        assert before > 20 and len(acked) > before, (before, len(acked), errors[:20])  # load on both sides of the kill
+        assert before > 20 and len(acked) > before, (
+            before,
+            len(acked),
+            errors[:20],
+        )  # load on both sides of the kill
         log = ExperienceLog(postgres_url)
         try:
             logged = {f.id for iid in targets for f in log.get(iid).feedback}
         finally:
             log.close()
         lost = [fid for fid in acked if fid not in logged]
+        print(
+            f"kill -9 under load: {len(acked)} acknowledged ({before} before the kill), {len(errors)} failed "
+            f"requests, {len(lost)} lost"
+        )
         assert lost == [], f"{len(lost)} acknowledged feedback lost"
         deadline = time.time() + 60  # uvicorn starts a new worker in the killed one's place
         while len(_workers(s.process.pid)) < 2 and time.time() < deadline:

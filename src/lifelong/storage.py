@@ -524,6 +524,14 @@ def _libpq_keys() -> tuple[str, ...] | None:
         return None
 
 
+def schema_lock(cur: Cursor, dialect: str, what: str) -> None:
+    """Serialise DDL on PostgreSQL: two processes running ``CREATE TABLE IF NOT EXISTS`` for the same
+    table at once can both pass the check and one fails on a catalog unique index. Call first in the
+    transaction that creates ``what``'s tables (SQLite's write lock already serialises them)."""
+    if dialect == "postgresql":
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (f"lifelong schema: {what}",))
+
+
 #: Descriptors of SQLite files read by :func:`read_sqlite_file`, kept open for the life of the process.
 _HELD_FILES: dict[tuple[int, int], int] = {}
 _HELD_LOCK = threading.Lock()

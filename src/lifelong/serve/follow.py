@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lifelong.experience.records import Feedback, Interaction, Step
-from lifelong.storage import Cursor, Database
+from lifelong.storage import Cursor, Database, schema_lock
 
 PAGE = 1000
 
@@ -156,6 +156,7 @@ class Events:
         self.db = db
 
         def create(cur: Cursor) -> None:
+            schema_lock(cur, db.dialect, "service events")
             cur.execute(
                 f"""CREATE TABLE IF NOT EXISTS service_events (
                     seq {_EVENTS_DDL[db.dialect]},

@@ -28,7 +28,7 @@ from typing import Literal
 
 from lifelong.errors import InvalidInput, NotFound
 from lifelong.experience.records import Scope
-from lifelong.storage import Cursor, Database, open_database
+from lifelong.storage import Cursor, Database, open_database, schema_lock
 
 __all__ = ["CreatedKey", "KeyStore", "Principal", "open_database"]
 
@@ -83,6 +83,7 @@ class KeyStore:
         self._lock = threading.Lock()
 
         def create(cur: Cursor) -> None:
+            schema_lock(cur, db.dialect, "service keys")
             for statement in _DDL:
                 cur.execute(statement)
 

@@ -49,7 +49,7 @@ from lifelong.files import atomic_open
 from lifelong.learners.base import Learner
 from lifelong.state.codec import decode, digest, encode
 from lifelong.state.diff import StateDiff, diff_states
-from lifelong.storage import Cursor, Database, contains, open_database
+from lifelong.storage import Cursor, Database, contains, open_database, schema_lock
 
 #: The digest of a version whose snapshot was erased (it held data of a forgotten user).
 ERASED = "erased"
@@ -175,6 +175,7 @@ class VersionStore:
             self.snapshots_dir.mkdir(parents=True, exist_ok=True)
 
         def create(cur: Cursor) -> None:
+            schema_lock(cur, self.db.dialect, "version store")
             for statement in _ddl(self.db.dialect):
                 cur.execute(statement)
 
