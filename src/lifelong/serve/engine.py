@@ -17,6 +17,7 @@ rolling back is for.
 
 from __future__ import annotations
 
+import gc
 import json
 import threading
 from collections import OrderedDict
@@ -209,6 +210,10 @@ class Engine:
             for name, learner in state.learners.items():
                 if seq > state.from_seq[name]:
                     learner.learn(step)
+        # A loaded tenant is a long-lived heap (100K items are a million objects): move it out of the
+        # collector's generations, so full collections do not rescan it on the request path.
+        gc.collect()
+        gc.freeze()
         return state
 
     def learner(self, tenant: str, name: str) -> ContextLearner:

@@ -222,11 +222,12 @@ class ContextLearner(Learner):
         index = self._indexes.get(self.scope_key(scope))
         if index is None or not len(index):
             return []
-        keys, sims = index.similarities(embed_one(self.embedder, query))
         take = k or self.k
         # The priors move a score by at most w_recency + w_usefulness / 2, so only the most similar
         # items can win: re-rank a shortlist of them instead of scoring every item of the scope.
-        shortlist = top_k(sims, max(RERANK_FACTOR * take, RERANK_MIN))
+        size = max(RERANK_FACTOR * take, RERANK_MIN)
+        keys, sims = index.shortlist(embed_one(self.embedder, query), size)
+        shortlist = top_k(sims, size)
         found = [
             Recalled(item, float(sims[i]) + self._prior(item, now), float(sims[i]))
             for i in shortlist
