@@ -1,61 +1,27 @@
-"""Starting real processes for the service's tests: a llama.cpp server upstream and `lifelong serve`."""
+"""Starting real processes for the service's tests: `lifelong serve` (the llama.cpp upstream and the
+process helpers are the benchmark's own, :mod:`lifelong.bench.serve`)."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
+from lifelong.bench.serve import free_port, wait_for
+
 BIN = Path(sys.executable).parent
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(url: str, process: subprocess.Popen[bytes], output: Path, seconds: float = 120) -> None:
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"{url}: the process exited ({process.returncode}): {output.read_text()[-3000:]}"
-            )
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                json.loads(response.read())
-                return
-        except OSError:
-            time.sleep(0.3)
-    process.kill()
-    raise RuntimeError(f"{url} did not answer within {seconds} s: {output.read_text()[-3000:]}")
-
-
-def start_llama_server(folder: Path) -> tuple[str, subprocess.Popen[bytes]]:
-    """The real llama.cpp OpenAI-compatible server with the packaged Gemma, as model 'gemma'."""
-    from lifelong.models.llama_cpp import default_gguf
-
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "lifelong.models.llama_server", "--model", str(default_gguf())]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--model_alias", "gemma"]
-    command += ["--n_threads", "1"]
-    output = folder / "llama-server.log"
-    with output.open("w") as sink:  # never a pipe nobody drains
-        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
-    wait_for(url + "/v1/models", process, output)
-    return url + "/v1", process
+def quick_flags(upstream: str) -> tuple[str, ...]:
+    """`lifelong serve` flags for a test that needs no MiniLM: the real upstream, hashing embeddings,
+    4 tokens per answer, no rate limit."""
+    return ("--upstream", upstream, "--embedder", "hashing", "--max-tokens", "4", "--rate-limit", "0")
 
 
 @dataclass
@@ -113,7 +79,7 @@ def start_service(folder: Path, *flags: str, log: str | None = None, name: str =
     with output.open("w") as sink:
         process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
-    wait_for(url + "/healthz", process, output)
+    wait_for(url + "/healthz", process, output, seconds=120)
     return Service(url, process, output, data_dir, log=log)
 
 

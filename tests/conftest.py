@@ -50,9 +50,7 @@ db_url = log_url
 def llama_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real llama.cpp OpenAI-compatible server with the packaged Gemma (model 'gemma'), for the
     service's tests; its /v1 base URL."""
-    from _service import start_llama_server
+    from lifelong.bench.serve import llama_upstream
 
-    url, process = start_llama_server(tmp_path_factory.mktemp("llama"))
-    yield url
-    process.terminate()
-    process.wait(timeout=30)
+    with llama_upstream(tmp_path_factory.mktemp("llama")) as url:
+        yield url

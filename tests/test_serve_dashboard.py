@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from _service import Service, start_service
+from _service import Service, quick_flags, start_service
 
 pytestmark = pytest.mark.slow
 
@@ -32,14 +32,7 @@ def service(llama_upstream: str, tmp_path_factory: pytest.TempPathFactory) -> It
         pytest.skip("no Chromium: apt-get install chromium (README command 2 does)")
     s = start_service(
         tmp_path_factory.mktemp("dashboard"),
-        "--upstream",
-        llama_upstream,
-        "--embedder",
-        "hashing",
-        "--max-tokens",
-        "4",
-        "--rate-limit",
-        "0",
+        *quick_flags(llama_upstream),
     )
     yield s
     s.stop()

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
 
-from _service import Service, start_service
+from _service import Service, quick_flags, start_service
 from lifelong.serve.app import create_app
 from lifelong.serve.config import ServeConfig
 
@@ -23,14 +23,7 @@ pytestmark = pytest.mark.slow
 def service(llama_upstream: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     s = start_service(
         tmp_path_factory.mktemp("fuzz"),
-        "--upstream",
-        llama_upstream,
-        "--embedder",
-        "hashing",
-        "--max-tokens",
-        "4",
-        "--rate-limit",
-        "0",
+        *quick_flags(llama_upstream),
     )
     yield s
     s.stop()

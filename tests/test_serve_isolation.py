@@ -10,7 +10,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from _service import Service, start_service
+from _service import Service, quick_flags, start_service
 
 pytestmark = pytest.mark.slow
 
@@ -19,14 +19,7 @@ pytestmark = pytest.mark.slow
 def service(llama_upstream: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     s = start_service(
         tmp_path_factory.mktemp("isolation"),
-        "--upstream",
-        llama_upstream,
-        "--embedder",
-        "hashing",
-        "--max-tokens",
-        "4",
-        "--rate-limit",
-        "0",
+        *quick_flags(llama_upstream),
     )
     yield s
     s.stop()

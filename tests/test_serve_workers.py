@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from _service import Service, services, start_service
+from _service import Service, quick_flags, services, start_service
 from lifelong.experience.log import ExperienceLog
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -26,14 +26,7 @@ def pair(llama_upstream: str, postgres_url: str, tmp_path: Path) -> Iterator[tup
     made = services(
         tmp_path,
         2,
-        "--upstream",
-        llama_upstream,
-        "--embedder",
-        "hashing",
-        "--max-tokens",
-        "4",
-        "--rate-limit",
-        "0",
+        *quick_flags(llama_upstream),
         log=postgres_url,
     )
     a = next(made)
@@ -122,14 +115,7 @@ def test_kill_9_of_a_worker_under_load_loses_no_acknowledged_feedback(
 ) -> None:
     s = start_service(
         tmp_path,
-        "--upstream",
-        llama_upstream,
-        "--embedder",
-        "hashing",
-        "--max-tokens",
-        "4",
-        "--rate-limit",
-        "0",
+        *quick_flags(llama_upstream),
         "--workers",
         "2",
         log=postgres_url,

@@ -62,13 +62,16 @@ TENANT = "bench"
 # ------------------------------------------------------------------------------------------ processes
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on the loopback interface now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def _wait(url: str, process: subprocess.Popen[bytes], log: Path, seconds: float = 600) -> None:
+def wait_for(url: str, process: subprocess.Popen[bytes], log: Path, seconds: float = 600) -> None:
+    """Until ``url`` answers JSON; BackendUnavailable (with the end of ``log``) if ``process`` exits or
+    ``seconds`` pass first."""
     deadline = time.time() + seconds
     while time.time() < deadline:
         if process.poll() is not None:
@@ -89,7 +92,7 @@ def _process(command: list[str], health: str, log: Path) -> Iterator[subprocess.
     with log.open("w") as sink:
         process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
     try:
-        _wait(health, process, log)
+        wait_for(health, process, log)
         yield process
     finally:
         process.terminate()
@@ -104,7 +107,7 @@ def _process(command: list[str], health: str, log: Path) -> Iterator[subprocess.
 def llama_upstream(folder: Path) -> Iterator[str]:
     from lifelong.models.llama_cpp import default_gguf
 
-    port = _free_port()
+    port = free_port()
     command = [
         sys.executable,
         "-m",
@@ -128,7 +131,7 @@ def llama_upstream(folder: Path) -> Iterator[str]:
 
 @contextmanager
 def service(folder: Path, name: str, log_url: str, upstream: str, *flags: str) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     lifelong = str(Path(sysconfig.get_path("scripts")) / "lifelong")
     command = [
         lifelong,

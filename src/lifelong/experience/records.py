@@ -463,6 +463,7 @@ def feedback_of(
     rating: float | None = None,
     outcome: JSON = None,
     time: float | None = None,
+    rating_scale: tuple[float, float] | None = None,
 ) -> list[Feedback]:
     """The feedback records the keywords given describe (at least one), e.g. for ``Agent.feedback``.
 
@@ -478,7 +479,8 @@ def feedback_of(
     if correction is not None:
         made.append(Feedback.correction(interaction_id, correction, **kw))
     if rating is not None:
-        made.append(Feedback.rating(interaction_id, rating, **kw))
+        scale = {} if rating_scale is None else {"scale": rating_scale}
+        made.append(Feedback.rating(interaction_id, rating, **scale, **kw))
     if outcome is not None:
         made.append(Feedback.outcome(interaction_id, outcome, **kw))
     if not made:

@@ -35,7 +35,7 @@ from starlette.types import Scope as AsgiScope
 
 from lifelong.errors import BackendUnavailable, Conflict, InvalidInput, LifelongError, ModelError, NotFound
 from lifelong.experience.log import ExperienceLog
-from lifelong.experience.records import Feedback, FeedbackKind, Interaction, Scope, Step, new_id
+from lifelong.experience.records import Feedback, FeedbackKind, Interaction, Scope, Step, feedback_of, new_id
 from lifelong.learners.context.base import MODEL_ANSWER, RECALLED, Recalled, right_answer
 from lifelong.learners.context.gate import same_answer
 from lifelong.models.base import Embedder, HashingEmbedder
@@ -806,20 +806,16 @@ async def _poll(s: Service) -> None:
 def _append_feedback(s: Service, tenant: str, body: FeedbackRequest) -> dict[str, Any]:
     s.tenant_of.check(body.interaction_id, tenant)  # 404 for another tenant's id, as for a missing one
     outcome = {"remember": body.remember} if body.remember is not None else body.outcome
-    records: list[Feedback] = []
     iid = body.interaction_id
-    if body.reward is not None:
-        records.append(Feedback.reward(iid, body.reward))
-    if body.accept is not None:
-        records.append((Feedback.accept if body.accept else Feedback.reject)(iid))
-    if body.correction is not None:
-        records.append(Feedback.correction(iid, body.correction))
-    if body.rating is not None:
-        records.append(
-            Feedback.rating(iid, body.rating, **({"scale": body.rating_scale} if body.rating_scale else {}))
-        )
-    if outcome is not None:
-        records.append(Feedback.outcome(iid, outcome))
+    records = feedback_of(
+        iid,
+        reward=body.reward,
+        accept=body.accept,
+        correction=body.correction,
+        rating=body.rating,
+        rating_scale=body.rating_scale,
+        outcome=outcome,
+    )
     if body.feedback_id is not None:
         records = [replace(f, id=f"{body.feedback_id}.{f.kind.value}") for f in records]
         if _already_logged(s, body.feedback_id, records):

@@ -304,8 +304,13 @@ def _public(info: VersionInfo) -> dict[str, JSON]:
 def interaction_tenant(log: ExperienceLog, interaction_id: str, tenant: str) -> Step:
     """The step of ``interaction_id`` if it belongs to ``tenant``; else NotFound with the message a
     missing id gets (no existence leak)."""
-    check_tenant(log, interaction_id, tenant)
-    return log.get(interaction_id)
+    try:
+        step = log.get(interaction_id)
+    except (NotFound, InvalidInput):
+        step = None
+    if step is None or step.interaction.scope.tenant != tenant:
+        raise NotFound(f"no interaction {interaction_id!r}")
+    return step
 
 
 class TenantOf:
@@ -339,8 +344,3 @@ class TenantOf:
                 self.remember(interaction_id, known)
         if known != tenant:
             raise NotFound(f"no interaction {interaction_id!r}")
-
-
-def check_tenant(log: ExperienceLog, interaction_id: str, tenant: str) -> None:
-    """NotFound unless ``interaction_id`` is logged for ``tenant`` (one indexed read, no cache)."""
-    TenantOf(log, size=1).check(interaction_id, tenant)

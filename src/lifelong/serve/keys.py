@@ -118,14 +118,11 @@ class KeyStore:
 
     def verify(self, key: str) -> Principal | None:
         """The principal of a live key, or None (unknown, malformed or revoked)."""
-        if not isinstance(key, str) or _KEY.match(key) is None:
-            return None
+        cached = self.cached(key)
+        if cached is not False:
+            return cached
         digest = _hash(key)
         now = time.monotonic()
-        with self._lock:
-            cached = self._cache.get(digest)
-        if cached is not None and now - cached[0] < self.cache_seconds:
-            return cached[1]
 
         def read(cur: Cursor) -> Principal | None:
             cur.execute(

@@ -7,7 +7,6 @@ import os
 import tempfile
 from pathlib import Path
 
-from lifelong.errors import BackendUnavailable, InvalidInput, LifelongError
 from lifelong.experience.log import ExperienceLog
 from lifelong.serve.config import ENV_CONFIG, ServeConfig
 from lifelong.serve.upstream import HttpUpstream
@@ -37,14 +36,7 @@ def serve(config: ServeConfig) -> None:
     import uvicorn
 
     config.validate()
-    try:
-        check_backends(config)
-    except BackendUnavailable:
-        raise
-    except LifelongError as exc:
-        raise InvalidInput(
-            str(exc).removeprefix("model: "), field="--model" if "model" in str(exc) else None
-        ) from None
+    check_backends(config)
     if config.workers == 1:
         from lifelong.serve.app import create_app
 

@@ -25,8 +25,9 @@ from typing import Any, Literal, Protocol
 import httpx
 
 from lifelong.errors import BackendUnavailable, InvalidInput, ModelError
+from lifelong.models.openai_compat import RETRYABLE_STATUS
 
-RETRYABLE = frozenset({408, 429, 500, 502, 503, 504})
+RETRYABLE = RETRYABLE_STATUS  # the same statuses the synchronous OpenAI-compatible backend retries
 
 
 @dataclass(frozen=True)
@@ -122,13 +123,13 @@ class HttpUpstream:
                 raise InvalidInput(
                     f"the upstream serves {len(served)} models ({', '.join(served) or 'none'}); "
                     "say which with --model",
-                    field="model",
+                    field="--model",
                 )
             self.model = self.name = served[0]
         elif self.model not in served:
             raise InvalidInput(
                 f"the upstream does not serve {self.model!r}; it serves {', '.join(served) or 'nothing'}",
-                field="model",
+                field="--model",
             )
 
     def _body(self, request: Request, stream: bool) -> dict[str, Any]:
