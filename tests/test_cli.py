@@ -210,6 +210,22 @@ def test_bench_weights_rejects_unknown_variants_before_loading_a_model(
     assert "nope" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--variants", "consolidation,nope"], "nope"),
+        (["--parts", "main,dreams"], "dreams"),
+        (["--packages", "no_such_package"], "no_such_package"),
+        (["--packages", "textwrap"], "need 4 or more"),
+    ],
+)
+def test_bench_consolidation_rejects_bad_flags_before_loading_a_model(
+    flags: list[str], named: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["bench", "consolidation", "--out", str(tmp_path), *flags]) == 2
+    assert named in capsys.readouterr().err
+
+
 def test_agent_benches_reject_a_missing_data_set_or_source_before_loading_a_model(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -53,6 +53,7 @@ from lifelong.testing import (
     Steps,
     bandit_stream,
     check_learner,
+    correction_stream,
     episode_stream,
     expert_stream,
     gate_stream,
@@ -91,6 +92,31 @@ def policy_gradient() -> Learner:
     from lifelong.models.trainable import TrainableModel
 
     return PolicyGradient(TrainableModel.tiny(seed=0, threads=1), update_every=2, lr=1e-2, temperature=1.0)
+
+
+def consolidation() -> Learner:
+    """The same tiny model; consolidated inline (no idle time), gated every 2 pairs, fast weights per
+    user, and the policy-gradient term on."""
+    from lifelong.learners.weights.consolidation import Consolidation
+    from lifelong.models.trainable import TrainableModel
+
+    return Consolidation(
+        TrainableModel.tiny(seed=0, threads=1),
+        sleep_time=False,
+        update_every=2,
+        batch=2,
+        lr=1e-2,
+        temperature=1.0,
+        policy_weight=0.5,
+        user_rank=2,
+        user_update_every=2,
+    )
+
+
+def _consolidation_class() -> type[Learner]:
+    from lifelong.learners.weights.consolidation import Consolidation
+
+    return Consolidation
 
 
 def _river_class() -> type[Learner]:
@@ -186,6 +212,16 @@ ENTRIES: list[Entry] = [
         _policy_class(),
         policy_gradient,
         sample_stream,
+        {"resumes": False, "n": 12},
+        NEEDS_TORCH,
+    ),
+    # Sleep-time consolidation, inline here so that learn() itself changes the state; optimizer moments
+    # and queued pairs are not state (resumes=False).
+    Entry(
+        "Consolidation",
+        _consolidation_class(),
+        consolidation,
+        correction_stream,
         {"resumes": False, "n": 12},
         NEEDS_TORCH,
     ),

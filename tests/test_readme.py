@@ -44,9 +44,11 @@ def test_ci_runs_the_readme_commands() -> None:
 @pytest.mark.parametrize("page", ["learners.md", "ella.md", "recsys.md", "agents.md", "weights.md"])
 def test_docs_examples_run(page: str, monkeypatch: pytest.MonkeyPatch) -> None:
     text = (ROOT / "docs" / page).read_text(encoding="utf-8")
-    code = re.search(r"```python\n(.*?)```", text, re.S)
-    assert code, f"docs/{page} has no Python example"
-    if "landmine" in code.group(1) and not (ROOT.parent / "shared" / "data" / "landmine").is_dir():
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert blocks, f"docs/{page} has no Python example"
+    if "landmine" in blocks[0] and not (ROOT.parent / "shared" / "data" / "landmine").is_dir():
         pytest.skip("the land mine data is not beside the checkout")
     monkeypatch.chdir(ROOT)
-    exec(compile(code.group(1), page, "exec"), {})
+    namespace: dict[str, object] = {}
+    for n, code in enumerate(blocks):  # in order, one namespace: a later example may build on an earlier
+        exec(compile(code, f"{page} (example {n + 1})", "exec"), namespace)

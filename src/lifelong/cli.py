@@ -527,6 +527,17 @@ BENCH_OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
             "help": "standard-library packages, comma-separated (default json,email,http,logging)",
         },
     ),
+    "parts": (
+        "--parts",
+        {"type": _names, "help": "parts of the suite to run, comma-separated (see the suite's docstring)"},
+    ),
+    "user-steps": (
+        "--user-steps",
+        {
+            "type": _int_at_least(1),
+            "help": "requests per simulated developer in the per-user part (default 60)",
+        },
+    ),
     "episodes": ("--episodes", {"type": _int_at_least(1), "help": "episodes per run seed (default 30)"}),
     "llm-episodes": (
         "--llm-episodes",

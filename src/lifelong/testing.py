@@ -116,6 +116,7 @@ __all__ = [
     "Subject",
     "bandit_stream",
     "check_learner",
+    "correction_stream",
     "expert_stream",
     "gate_stream",
     "rating_stream",
@@ -391,6 +392,38 @@ def sample_stream(scope: Scope, n: int, seed: int) -> list[Step]:
         metadata = {} if t % 11 == 10 else {SAMPLE: sample}
         i = _interaction("sample", scope, seed, t, user, {"prompt": prompt}, None, metadata)
         steps.append(_step(i, _reward(0.75 if rng.random() < 0.5 else -0.25)))
+    return steps
+
+
+def correction_stream(scope: Scope, n: int, seed: int) -> list[Step]:
+    """Code-completion requests as an agent with a trainable policy logs them (prompt and sampled
+    action in ``metadata["sample"]``, byte-tokenizer ids) for two developers with their own spellings
+    of the same lines: the developer accepts a right suggestion, rejects a wrong one and types the
+    line they wanted (a correction), or leaves it (reward 0, no line); a few requests have no prompt
+    logged."""
+    rng = random.Random(seed)
+    users = _users(scope, ("dev", "ana"))
+    steps = []
+    for t in range(n):
+        user = users[t % len(users)]
+        prompt = f"x{t % 3} = "
+        right = ("1", "[]", "None")[t % 3] if user != "ana" else ("1.0", "list()", "None")[t % 3]
+        line = right if rng.random() < 0.3 else rng.choice(("0", "y", "{}"))
+        ids = [SUGGEST, *(b + 3 for b in line.encode()), 2]
+        sample: JSON = {
+            "prompt": prompt,
+            "completion_ids": ids,
+            "logprobs": [round(math.log(0.9), 6), *([-2.5] * (len(line) + 1))],
+            "temperature": 1.0,
+        }
+        metadata = {} if t % 7 == 6 else {SAMPLE: sample}
+        i = _interaction("correction", scope, seed, t, user, {"prompt": prompt}, line, metadata)
+        if t % 5 == 4:
+            steps.append(_step(i, _reward(0.0)))  # silence: no right line to learn
+        elif line == right:
+            steps.append(_step(i, Feedback.accept, _reward(0.75)))
+        else:
+            steps.append(_step(i, Feedback.reject, _reward(-0.25), _correction(right)))
     return steps
 
 

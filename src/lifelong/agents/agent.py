@@ -362,6 +362,8 @@ class Agent:
             prompt = self._fit(observation, context)  # may drop recalls: choices are read after it
             choices = self.task.choices(observation, context)
             temperature = self.policy.temperature if self.policy is not None else 0.0
+            if self.policy is not None:
+                self.policy.serve(scope)  # per-user fast weights, where the policy has them
             completion = self.model.complete(
                 prompt,
                 max_tokens=self.task.max_tokens,

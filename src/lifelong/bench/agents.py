@@ -182,12 +182,14 @@ def run_variants(
     ablation_limit: int | None = None,
     measure: Callable[[str, Agent, AgentTrace], dict[str, float]] | None = None,
     derive: Callable[[str, ExperienceLog, AgentTrace], dict[str, AgentTrace]] | None = None,
+    after_step: Callable[[Agent], Callable[[AgentTrace], None]] | None = None,
 ) -> tuple[Result, dict[str, list[AgentTrace]]]:
     """Every variant on every stream order, the ablations on the first order only (they cost as much
     as the learner each; ``ablation_limit`` shortens their stream); curves of the right rate (accepted or
     correct per request). ``measure`` adds numbers taken from each agent after its run (as metrics
     ``variant.name``, one value per order); ``derive`` adds traces read from a variant's log (the
-    experts alone), as variants of their own."""
+    experts alone), as variants of their own; ``after_step(agent)`` gives what runs after each request
+    (e.g. a sleep-time learner's idle window)."""
     result = Result(name=name, protocol="prequential agent", seeds=list(seeds))
     traces: dict[str, list[AgentTrace]] = {v: [] for v in [*variants, *ablations]}
     measured: dict[str, list[float]] = {}
@@ -203,7 +205,7 @@ def run_variants(
                 env.limit = min(ablation_limit, env.limit or ablation_limit)  # type: ignore[attr-defined]
             started = time.perf_counter()
             agent = make_agent(variant, log)
-            trace = run_agent(agent, env, seed)
+            trace = run_agent(agent, env, seed, on_step=after_step(agent) if after_step is not None else None)
             for name, derived in (derive(variant, log, trace) if derive is not None else {}).items():
                 traces.setdefault(name, []).append(derived)
             log.close()

@@ -238,6 +238,23 @@ SUITES: dict[str, Suite] = {
         options=("ablation-steps", "variants"),
         example="  lifelong bench weights --out runs/bench --seeds 3 --steps 120 --ablation-steps 96",
     ),
+    "consolidation": Suite(
+        "code completion in weight space, learning *what*: corrections consolidated into Gemma 3 270M's "
+        "LoRA adapter in sleep-time, vs the frozen base, policy gradient, both, token space, token + "
+        "weights; distillation; per-user fast weights (--steps: requests)",
+        "consolidation:consolidation",
+        about="Code completion in weight space: a simulated developer writes a standard-library package "
+        "(a quarter of its files held out); each correction and accepted line becomes a supervised update "
+        "of a LoRA adapter on Gemma 3 270M (PyTorch) in the idle time after the request, gated on a "
+        "held-out probe. Against the frozen base, the policy gradient alone, both, token space and token "
+        "+ weights: accepted completions per request, characters saved, exact match on held-out lines, "
+        "retention (held-out perplexity), cost per learning event; distillation (exact match against "
+        "prompt tokens with 0/2/6 recalled examples); part users: three coding styles interleaved, "
+        "shared adapter vs shared + per-user fast weights. Needs torch and the model; reads no data set.",
+        steps="completion requests per order (default 160)",
+        options=("packages", "ablation-steps", "variants", "parts", "user-steps"),
+        example="  lifelong bench consolidation --out runs/bench --seeds 3 --steps 160 --ablation-steps 160",
+    ),
     "crafter": Suite(
         "the new-game test on Crafter: a Voyager-style skill agent (skill library, automatic curriculum, "
         "self-verification) vs its frozen control, random, ablations, the LLM proposer; transfer",

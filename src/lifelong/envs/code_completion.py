@@ -8,6 +8,9 @@ staying silent. The step info carries ``accepted`` (None when abstaining), ``cor
 of the true line), ``chars_saved`` and ``pattern`` (the whitespace-normalised line, to count repeated
 errors on the same line pattern).
 
+``style`` rewrites every file before the developer writes it — a simulated developer with their own
+conventions (:mod:`lifelong.envs.code_styles`: camelCase names, other quotes), applied to the same code.
+
 The default codebase is a few packages of Python's own standard library, found at run time on any
 machine (:func:`stdlib_files`); any directory or git checkout can be given instead.
 
@@ -24,7 +27,7 @@ from __future__ import annotations
 
 import os.path
 import sysconfig
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,6 +103,7 @@ class CodeCompletion(Env[dict[str, str], str | None]):
         shuffle_files: bool = False,
         scope: Scope | None = None,
         root: str | Path | None = None,
+        style: Callable[[Sequence[str]], list[str]] | None = None,
     ) -> None:
         if not files:
             raise InvalidInput("no source files given", field="files")
@@ -110,9 +114,13 @@ class CodeCompletion(Env[dict[str, str], str | None]):
         self.lines: list[list[str]] = []
         for path in self.paths:
             try:
-                self.lines.append(path.read_text(encoding="utf-8", errors="replace").splitlines())
+                lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
             except OSError as exc:
                 raise NotFound(f"cannot read source file {path}: {exc}") from None
+            styled = style(lines) if style is not None else lines
+            if len(styled) != len(lines):
+                raise InvalidInput("a style must keep the number of lines of a file", field="style")
+            self.lines.append(styled)
         self.rate = rate
         self.limit = limit
         self.context_lines = context_lines

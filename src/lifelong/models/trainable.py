@@ -38,6 +38,10 @@ from lifelong.utils.validation import check_scalar
 
 __all__ = ["ABSTAIN", "SUGGEST", "ByteTokenizer", "Scored", "TrainableModel", "default_checkpoint"]
 
+#: The names of the two LoRA adapters in the network: the shared one (slow weights) and the per-user one
+#: (fast weights, :meth:`TrainableModel.add_user_adapter`), whose updates add up when both are active.
+SHARED, USER = "default", "user"
+
 #: The first element of an action from a model with an abstain head: stay silent, or suggest (then tokens).
 ABSTAIN, SUGGEST = -1, -2
 
@@ -197,6 +201,10 @@ class TrainableModel:
         #: The version of the adapter now applied (set by the learner that trains it).
         self.adapter_version = 0
         self._newline_ids: list[int] | None = None
+        #: The per-user adapter's rank and targets (None: no per-user fast weights).
+        self.user_rank: int | None = None
+        self.user_targets: tuple[str, ...] = ()
+        self._user_zero: dict[str, np.ndarray] = {}
 
     # ------------------------------------------------------------------ construction
 
@@ -381,6 +389,23 @@ class TrainableModel:
             raise InvalidInput("an empty completion has no log-probabilities", field="completion_ids")
         return self.score(prompt_ids, completion_ids, temperature).token_log_softmax
 
+    def line_match(self, prompt_ids: Sequence[int], target_ids: Sequence[int]) -> tuple[bool, float]:
+        """Whether greedy decoding from ``prompt_ids`` writes exactly ``target_ids`` (every position's
+        argmax is the target token: one teacher-forced forward pass instead of a decode loop), and the
+        mean log-probability of the target tokens. Another tokenisation of the same text counts as a
+        miss, so this slightly underestimates what generation would match."""
+        import torch
+
+        if not target_ids:
+            raise InvalidInput("an empty target has nothing to match", field="target_ids")
+        with _threads(self.threads), torch.inference_mode():
+            ids = torch.tensor([[*prompt_ids, *target_ids]], device=self.device)
+            logits = self.network(input_ids=ids, logits_to_keep=len(target_ids) + 1).logits[0, :-1].float()
+            target = torch.tensor(list(target_ids), device=self.device)
+            greedy = bool((logits.argmax(dim=-1) == target).all())
+            logp = torch.log_softmax(logits, dim=-1)[torch.arange(len(target_ids)), target]
+        return greedy, float(logp.mean())
+
     def abstain_probability(self, prompt_ids: Sequence[int]) -> float:
         """P(the head abstains) for a prompt (0 without a head)."""
         import torch
@@ -450,7 +475,7 @@ class TrainableModel:
     # ------------------------------------------------------------------ the adapter
 
     def _named_adapter_parameters(self) -> dict[str, Any]:
-        named = {name: p for name, p in self.network.named_parameters() if p.requires_grad}
+        named = self._lora(SHARED)
         if self.abstain_head is not None:
             named.update({f"abstain_head.{n}": p for n, p in self.abstain_head.named_parameters()})
         return named
@@ -459,8 +484,63 @@ class TrainableModel:
         """Everything that trains: the LoRA matrices and the abstain head."""
         return list(self._named_adapter_parameters().values())
 
+    def _lora(self, adapter: str) -> dict[str, Any]:
+        return {n: p for n, p in self.network.named_parameters() if "lora_" in n and f".{adapter}." in n}
+
     def lora_parameters(self) -> list[Any]:
-        return [p for p in self.network.parameters() if p.requires_grad]
+        """The shared adapter's LoRA matrices."""
+        return list(self._lora(SHARED).values())
+
+    # ------------------------------------------------------------------ per-user fast weights
+
+    def add_user_adapter(
+        self, rank: int = 4, alpha: float = 8.0, targets: Sequence[str] = ("q_proj", "v_proj")
+    ) -> None:
+        """Add a second, small LoRA adapter — one user's fast weights — active together with the shared
+        one: W = W₀ + (α/r)·B_s·A_s + (α_u/r_u)·B_u·A_u. Its B starts at zero (no user yet: exactly the
+        shared model); :meth:`load_user_weights` swaps a user's matrices in."""
+        from peft import LoraConfig
+
+        check_scalar(rank, "rank", int, min_val=1)
+        if self.user_rank is not None:
+            raise InvalidInput("this model already has a user adapter", field="rank")
+        config = LoraConfig(
+            r=rank,
+            lora_alpha=alpha,  # type: ignore[arg-type]  # a float works; peft annotates int
+            lora_dropout=0.0,
+            target_modules=list(targets),
+        )
+        self.network.add_adapter(USER, config)
+        self.network.base_model.set_adapter([SHARED, USER])  # both active: their updates add up
+        for name, p in self.network.named_parameters():
+            p.requires_grad = "lora_" in name
+        self.network.to(self.device)
+        self.user_rank, self.user_targets = rank, tuple(targets)
+        self._user_zero = self.user_weights()
+
+    def user_parameters(self) -> list[Any]:
+        """The user adapter's LoRA matrices (empty without one)."""
+        return list(self._lora(USER).values())
+
+    def user_weights(self) -> dict[str, np.ndarray]:
+        """A copy of the user adapter's matrices, by parameter name."""
+        return {name: p.detach().cpu().numpy().copy() for name, p in self._lora(USER).items()}
+
+    def load_user_weights(self, weights: Mapping[str, np.ndarray] | None) -> None:
+        """Put one user's fast weights in (None: the zero adapter, for a user with none)."""
+        import torch
+
+        if self.user_rank is None:
+            raise InvalidInput(
+                "this model has no user adapter: call add_user_adapter() first", field="weights"
+            )
+        chosen = self._user_zero if weights is None else weights
+        params = self._lora(USER)
+        if set(params) != set(chosen):
+            raise InvalidInput("user weights do not match this model's user adapter", field="weights")
+        with torch.no_grad():
+            for name, p in params.items():
+                p.copy_(torch.as_tensor(np.asarray(chosen[name]), device=p.device))
 
     def head_parameters(self) -> list[Any]:
         return list(self.abstain_head.parameters()) if self.abstain_head is not None else []
@@ -506,6 +586,8 @@ class TrainableModel:
             "lora_targets": list(self.targets),
             "abstain_prior": self.abstain_prior,
             "trainable_parameters": int(sum(p.numel() for p in self.adapter_parameters())),
+            "user_rank": self.user_rank,
+            "user_parameters": int(sum(p.numel() for p in self.user_parameters())),
             "device": self.device,
         }
 

@@ -55,7 +55,7 @@ from typing import Any
 import numpy as np
 
 from lifelong.errors import InvalidInput, NotFound
-from lifelong.experience.records import JSON, Step
+from lifelong.experience.records import JSON, Scope, Step
 from lifelong.learners.base import Learner
 from lifelong.learners.weights.guards import Guard
 from lifelong.learners.weights.samples import SAMPLE, Sample, sample_metadata
@@ -427,6 +427,10 @@ class PolicyGradient(Learner):
         clipped = torch.clamp(ratio, 1 - self.clip, 1 + self.clip) * advantage
         n_clipped = int((clipped.detach() != unclipped.detach()).sum())
         return -torch.minimum(unclipped, clipped).mean(), n_clipped
+
+    def serve(self, scope: Scope | None) -> None:
+        """Called before the model answers a request of ``scope`` (a learner with per-user weights puts
+        that user's in); the policy gradient has none."""
 
     # ------------------------------------------------------------------ versions
 
