@@ -511,7 +511,7 @@ class TrainableModel:
             target_modules=list(targets),
         )
         self.network.add_adapter(USER, config)
-        self.network.base_model.set_adapter([SHARED, USER])  # both active: their updates add up
+        self.network.base_model.set_adapter([SHARED, USER])  # type: ignore[operator]  # both active: they add up
         for name, p in self.network.named_parameters():
             p.requires_grad = "lora_" in name
         self.network.to(self.device)

@@ -505,8 +505,8 @@ class Consolidation(PolicyGradient):
         params = model.user_parameters()
         optimizer = self._user_optimizer
         optimizer.state.clear()
-        for p, state in zip(params, moments or (), strict=False):
-            optimizer.state[p] = {k: v.clone() for k, v in state.items()}
+        for p, saved in zip(params, moments or (), strict=False):
+            optimizer.state[p] = {k: v.clone() for k, v in saved.items()}
         with model.computing():
             optimizer.zero_grad(set_to_none=True)
             for pair in new:
@@ -516,7 +516,7 @@ class Consolidation(PolicyGradient):
             torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
             optimizer.step()
         candidate = model.user_weights()
-        state = [{k: v.clone() for k, v in optimizer.state[p].items()} for p in params]
+        state: list[dict[str, Any]] = [{k: v.clone() for k, v in optimizer.state[p].items()} for p in params]
         self.user_step_seconds.append(time.perf_counter() - started)
         trained = self._user_trained.setdefault(user, [])
         trained += [pair.interaction_id for pair in new]
