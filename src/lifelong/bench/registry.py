@@ -251,9 +251,9 @@ SUITES: dict[str, Suite] = {
         "retention (held-out perplexity), cost per learning event; distillation (exact match against "
         "prompt tokens with 0/2/6 recalled examples); part users: three coding styles interleaved, "
         "shared adapter vs shared + per-user fast weights. Needs torch and the model; reads no data set.",
-        steps="completion requests per order (default 160)",
+        steps="completion requests per order (default 96)",
         options=("packages", "ablation-steps", "variants", "parts", "user-steps"),
-        example="  lifelong bench consolidation --out runs/bench --seeds 3 --steps 160 --ablation-steps 160",
+        example="  lifelong bench consolidation --out runs/bench --seeds 3",
     ),
     "crafter": Suite(
         "the new-game test on Crafter: a Voyager-style skill agent (skill library, automatic curriculum, "
