@@ -223,7 +223,9 @@ class Consolidation(PolicyGradient):
             queued = self._enqueue(step)
         if not queued or self.sleep_time:
             return False  # nothing changes until an idle window consolidates it
-        report = self._consolidate(None, None, count=False)  # no idle time: consolidate now
+        # No idle time: consolidate now — the shared queue, and this step's user's queue only, so that
+        # whatever changes was learned from this step too.
+        report = self._consolidate(None, None, count=False, user=step.interaction.scope.user)
         return bool(report.promoted or report.user_promoted)
 
     def _enqueue(self, step: Step) -> bool:
@@ -235,7 +237,7 @@ class Consolidation(PolicyGradient):
                 self._seen += 1
         pair = self._pair(step)
         if pair is None:
-            return self.policy_weight > 0 and bool(self.pending)
+            return False  # a sample alone waits for the next pair's step
         self.queue.append(pair)
         self._steps_by_id[pair.interaction_id] = step
         if self.user_rank is not None and pair.user is not None:
@@ -261,12 +263,15 @@ class Consolidation(PolicyGradient):
         return Pair(step.interaction.id, step.interaction.scope.user, tuple(prompt_ids), tuple(target))
 
     def learn_many(self, steps: Iterable[Step]) -> int:
-        """Learn from steps in order — a replay of the log — and consolidate everything they gave (an
-        offline rebuild has no request to yield to). Returns the number of promoted versions."""
+        """Learn from steps in order — a replay of the log — and, in sleep-time mode, consolidate
+        everything they gave (an offline rebuild has no request to yield to; inline, it is exactly the
+        online run). Returns the number of new versions."""
         before = self.version
         for step in steps:
             self.learn(step)
-        while not self.frozen and (self.queued or (self.policy_weight > 0 and self.pending)):
+        while (
+            self.sleep_time and not self.frozen and (self.queued or (self.policy_weight > 0 and self.pending))
+        ):
             report = self.sleep(steps=64)
             if not (report.steps or report.user_steps):
                 break
@@ -281,7 +286,9 @@ class Consolidation(PolicyGradient):
         limit = self.steps_per_sleep if steps is None and seconds is None else steps
         return self._consolidate(limit, seconds, count=True)
 
-    def _consolidate(self, limit: int | None, seconds: float | None, *, count: bool) -> SleepReport:
+    def _consolidate(
+        self, limit: int | None, seconds: float | None, *, count: bool, user: str | None = None
+    ) -> SleepReport:
         """The work of :meth:`sleep`. ``count``: add promotions to the version here (a sleep) rather
         than leave it to :meth:`Learner.learn` (inline consolidation, which then stops at one gate)."""
         start = time.perf_counter()
@@ -304,9 +311,9 @@ class Consolidation(PolicyGradient):
                         self._version += 1
                     elif won:
                         break  # Learner.learn counts this one version
-            elif self._user_queue:
+            elif self._user_queue and (count or user in self._user_queue):
                 user_done += 1
-                if self._user_step():
+                if self._user_step(None if count else user):  # inline: all its pairs in one step
                     user_promoted += 1
                     if count or not bumped:  # a new version, with the same shared adapter
                         self.adapters[self.version + 1] = self.adapters[self.version]
@@ -481,8 +488,9 @@ class Consolidation(PolicyGradient):
 
     # ------------------------------------------------------------------ fast weights
 
-    def _user_step(self) -> int:
-        """One gradient step on the candidate fast weights of the user waiting longest, the shared
+    def _user_step(self, user: str | None = None) -> int:
+        """One gradient step on the candidate fast weights of the user waiting longest (``batch`` of
+        their pairs), or of ``user`` (all their queued pairs: inline consolidation), the shared
         adapter held fixed. Each ``user_update_every`` pairs of that user the candidate is checked —
         held-out perplexity within the probe's ``max_ppl_ratio`` of the base, each kind of text on its
         own (no check without a probe) — and becomes the user's served fast weights, or is dropped.
@@ -491,9 +499,10 @@ class Consolidation(PolicyGradient):
 
         started = time.perf_counter()
         with self._lock:
-            user = next(iter(self._user_queue))
-            new = self._user_queue[user][: self.batch]
-            del self._user_queue[user][: self.batch]
+            take = self.batch if user is None else len(self._user_queue[user])
+            user = next(iter(self._user_queue)) if user is None else user
+            new = self._user_queue[user][:take]
+            del self._user_queue[user][:take]
             if not self._user_queue[user]:
                 del self._user_queue[user]
         model = self.model
