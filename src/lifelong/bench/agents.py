@@ -170,6 +170,14 @@ def build_agent(
     return agent
 
 
+def fresh_log(path: Path) -> ExperienceLog:
+    """A new log at ``path``: an earlier run's file (and its WAL) is removed, never appended to."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        stale.unlink(missing_ok=True)
+    return ExperienceLog(path)
+
+
 def run_variants(
     name: str,
     make_env: Callable[[], Env[Any, Any]],
@@ -196,10 +204,7 @@ def run_variants(
     out.mkdir(parents=True, exist_ok=True)
     for n_order, seed in enumerate(seeds):
         for variant in [*variants, *(ablations if n_order == 0 else ())]:
-            path = out / f"{variant}-order{seed}.db"
-            for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-                stale.unlink(missing_ok=True)  # a fresh log per run: never append to an earlier run's
-            log = ExperienceLog(path)
+            log = fresh_log(out / f"{variant}-order{seed}.db")
             env = make_env()
             if variant in ablations and ablation_limit is not None:
                 env.limit = min(ablation_limit, env.limit or ablation_limit)  # type: ignore[attr-defined]

@@ -33,6 +33,7 @@ user (bytes, ms per update, swap time).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import time
 from collections.abc import Callable, Sequence
@@ -45,7 +46,7 @@ from lifelong.agents import Agent, CodeCompletionTask
 from lifelong.agents.agent import Context
 from lifelong.agents.harness import HarnessConfig
 from lifelong.agents.tasks import code_facts
-from lifelong.bench.agents import _headline, build_agent, run_variants
+from lifelong.bench.agents import _headline, build_agent, fresh_log, run_variants
 from lifelong.bench.weights import TEXT_MODULES, guards_for
 from lifelong.envs.code_completion import CodeCompletion, stdlib_files
 from lifelong.envs.code_styles import STYLES
@@ -102,14 +103,10 @@ def line_pairs(
 def exact_match(model: TrainableModel, prompts: Sequence[tuple[str, str]], *, base: bool = False) -> float:
     """Share of held-out lines greedy decoding writes exactly (teacher-forced, one forward each)."""
     hits = 0
-    for prompt, right in prompts:
-        ids = model.encode_prompt(prompt)[-192:]
-        target = model.tokenizer.encode(right.strip() + "\n")
-        if base:
-            with model.base():
-                hits += model.line_match(ids, target)[0]
-        else:
-            hits += model.line_match(ids, target)[0]
+    with model.base() if base else contextlib.nullcontext():
+        for prompt, right in prompts:
+            ids = model.encode_prompt(prompt)[-192:]
+            hits += model.line_match(ids, model.tokenizer.encode(right.strip() + "\n"))[0]
     return hits / max(1, len(prompts))
 
 
@@ -123,10 +120,8 @@ class _Setup:
         self.task = CodeCompletionTask(context_lines=CONTEXT_LINES)
         self.task.max_tokens = MAX_TOKENS
         bare = Context()
-        self.heldout = [
-            (self.task.prompt(o, bare), r) for o, r in line_pairs(self.held_files, HELDOUT_LINES, 11)
-        ]
         self.heldout_observations = line_pairs(self.held_files, HELDOUT_LINES, 11)
+        self.heldout = [(self.task.prompt(o, bare), r) for o, r in self.heldout_observations]
         self.probe_pairs = [
             (self.task.prompt(o, bare), r) for o, r in line_pairs(self.held_files, 12, 23)
         ]  # the gate's requests: held-out files, other lines than the measured ones (seed 23 vs 11)
@@ -344,11 +339,7 @@ def per_user(setup: _Setup, steps_per_user: int, out: Path) -> dict[str, Any]:
         gc.collect()
         model = TrainableModel.gemma(seed=0)
         learner = setup.consolidation(model, 0, user_rank=user_rank)
-        path = out / "consolidation-logs" / f"users-{variant}.db"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-            stale.unlink(missing_ok=True)
-        log = ExperienceLog(path)
+        log = fresh_log(out / "consolidation-logs" / f"users-{variant}.db")
         agent = Agent(model, setup.task, log, policy=learner, token_budget=4096)
         runs = {
             style: AgentRun(

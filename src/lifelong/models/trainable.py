@@ -518,6 +518,20 @@ class TrainableModel:
         self.user_rank, self.user_targets = rank, tuple(targets)
         self._user_zero = self.user_weights()
 
+    @contextlib.contextmanager
+    def shared_only(self) -> Iterator[None]:
+        """Inside this block no user's fast weights are on (the shared adapter alone); the user
+        weights that were in are put back after. Without a user adapter it does nothing."""
+        if self.user_rank is None:
+            yield
+            return
+        saved = self.user_weights()
+        self.load_user_weights(None)
+        try:
+            yield
+        finally:
+            self.load_user_weights(saved)
+
     def user_parameters(self) -> list[Any]:
         """The user adapter's LoRA matrices (empty without one)."""
         return list(self._lora(USER).values())

@@ -188,6 +188,7 @@ class Consolidation(PolicyGradient):
         self._candidate_pairs: dict[str, Step] = {}  # interactions the candidate trained on (provenance)
         self._since_gate = 0
         self._candidate_baseline: float | None = None
+        self._last_loss = 0.0  # of the latest step: reported with the gate
         self._served_optimizer = copy.deepcopy(self.optimizer.state_dict())
         self._steps_by_id: dict[str, Step] = {}
         #: Per-user fast weights: the user adapter's matrices and their optimizer moments, by user.
@@ -344,23 +345,13 @@ class Consolidation(PolicyGradient):
             steps, self._pending_steps = self._pending_steps, {}
         old = self._replayed(len(new))
         fresh = [s for s in samples if 0 <= self.version - s.version <= self.max_staleness]
-        if not self._prepared:
-            for guard in self.guards:
-                guard.prepare(model)
-            self._prepared = True
-        if self.probe is not None and self._incumbent is None:
-            self._incumbent = self.probe.evaluate(model, self.temperature)
-            if self._floor is None:
-                self._floor = self._incumbent.reward
+        self._prepare()
         served = self.adapters[self.version]
         if self._candidate is not None:
             model.load_adapter_weights(self._candidate)
-        user_weights = None
-        if self.user_rank is not None:  # the shared adapter learns with no user's fast weights on
-            user_weights = model.user_weights()
-            model.load_user_weights(None)
         pairs = new + old
-        with model.computing():
+        # The shared adapter learns with no user's fast weights on.
+        with model.shared_only(), model.computing():
             self.optimizer.zero_grad(set_to_none=True)
             total = 0.0
             for pair in pairs:
@@ -392,10 +383,8 @@ class Consolidation(PolicyGradient):
                     penalty.backward()
             torch.nn.utils.clip_grad_norm_(model.adapter_parameters(), self.max_grad_norm)
             self.optimizer.step()
-        self._candidate = model.adapter_weights()
-        model.load_adapter_weights(served)  # requests keep the served adapter until a promotion
-        if user_weights is not None:
-            model.load_user_weights(user_weights)
+            self._candidate = model.adapter_weights()
+            model.load_adapter_weights(served)  # requests keep the served adapter until a promotion
         with self._lock:
             for pair in new:
                 step = self._steps_by_id.pop(pair.interaction_id, None)
@@ -436,12 +425,8 @@ class Consolidation(PolicyGradient):
         model.load_adapter_weights(candidate)
         probe = None
         if self.probe is not None and self._incumbent is not None:
-            user_weights = model.user_weights() if self.user_rank is not None else None
-            if user_weights is not None:
-                model.load_user_weights(None)
-            probe = self.probe.evaluate(model, self.temperature)
-            if user_weights is not None:
-                model.load_user_weights(user_weights)
+            with model.shared_only():
+                probe = self.probe.evaluate(model, self.temperature)
             promoted = self.probe.passes(probe, self._incumbent, self._floor)
         else:
             promoted = True
@@ -467,7 +452,7 @@ class Consolidation(PolicyGradient):
                 0,
                 0,
                 0.0,
-                float(getattr(self, "_last_loss", 0.0)),
+                self._last_loss,
                 self.baseline,
                 time.perf_counter() - start,
                 probe.to_dict() if probe is not None else None,
@@ -534,7 +519,7 @@ class Consolidation(PolicyGradient):
             return 0
         self._user_candidates.pop(user, None)
         del self._user_trained[user]
-        if self.probe is not None and not self._retained(model):
+        if self.probe is not None and max(self.probe.ppl_ratios(model).values()) > self.probe.max_ppl_ratio:
             self._user_rejected += 1
             return 0
         with self._lock:
@@ -547,16 +532,6 @@ class Consolidation(PolicyGradient):
                 if step is not None:
                     self.provenance.record(f"user-adapter:{user}:v{self._user_versions[user]}", step)
         return 1
-
-    def _retained(self, model: TrainableModel) -> bool:
-        """Held-out perplexity with the weights now in the model within the probe's bound of the base."""
-        assert self.probe is not None
-        limit = self.probe.max_text_tokens
-        with model.computing():
-            adapted = [model.perplexity(t, max_tokens=limit) for t in self.probe.texts.values()]
-            with model.base():
-                base = [model.perplexity(t, max_tokens=limit) for t in self.probe.texts.values()]
-        return max(a / b for a, b in zip(adapted, base, strict=True)) <= self.probe.max_ppl_ratio
 
     def serve(self, scope: Scope | None) -> None:
         """Put the fast weights of ``scope``'s user in (none for a user without any) before a request."""

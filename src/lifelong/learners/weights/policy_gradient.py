@@ -140,17 +140,22 @@ class Probe:
     def evaluate(self, model: TrainableModel, temperature: float) -> ProbeResult:
         start = time.perf_counter()
         reward = self.expected_reward(model, temperature)
+        ratios = self.ppl_ratios(model)
+        return ProbeResult(reward, max(ratios.values()), time.perf_counter() - start, ratios)
+
+    def ppl_ratios(self, model: TrainableModel) -> dict[str, float]:
+        """Held-out perplexity with the weights now in ``model`` over the base's, per kind of text (the
+        base's measured once)."""
         if not self._base_ppl:
             with model.base():
                 self._base_ppl = {
                     kind: model.perplexity(texts, max_tokens=self.max_text_tokens)
                     for kind, texts in self.texts.items()
                 }
-        ratios = {
+        return {
             kind: model.perplexity(texts, max_tokens=self.max_text_tokens) / self._base_ppl[kind]
             for kind, texts in self.texts.items()
         }
-        return ProbeResult(reward, max(ratios.values()), time.perf_counter() - start, ratios)
 
     def passes(self, candidate: ProbeResult, incumbent: ProbeResult, floor: float | None = None) -> bool:
         """No fall of more than ``tolerance`` from the served version, nor from ``floor`` (the base's
@@ -342,14 +347,7 @@ class PolicyGradient(Learner):
         if not fresh:
             return False
         model = self.model
-        if not self._prepared:
-            for guard in self.guards:
-                guard.prepare(model)
-            self._prepared = True
-        if self.probe is not None and self._incumbent is None:
-            self._incumbent = self.probe.evaluate(model, self.temperature)
-            if self._floor is None:
-                self._floor = self._incumbent.reward
+        self._prepare()
         saved_optimizer = copy.deepcopy(self.optimizer.state_dict())
         advantages = [s.reward - self.baseline for s in fresh]
         clipped = total_tokens = tokens = 0
@@ -413,6 +411,18 @@ class PolicyGradient(Learner):
             )
         )
         return promoted
+
+    def _prepare(self) -> None:
+        """Before an update: the guards prepared once, the served adapter measured on the probe (and
+        the base's reward kept as the floor no promotion may fall below)."""
+        if not self._prepared:
+            for guard in self.guards:
+                guard.prepare(self.model)
+            self._prepared = True
+        if self.probe is not None and self._incumbent is None:
+            self._incumbent = self.probe.evaluate(self.model, self.temperature)
+            if self._floor is None:
+                self._floor = self._incumbent.reward
 
     def _surrogate(self, sample: Sample, advantage: float, new: Any) -> tuple[Any, int]:
         """PPO's clipped surrogate (Schulman et al. 2017, eq. 7), averaged over the action's elements
