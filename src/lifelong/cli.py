@@ -369,6 +369,53 @@ def _key_store(args: argparse.Namespace) -> Any:
     return KeyStore(log.db)
 
 
+def _app_store(args: argparse.Namespace) -> Any:
+    from lifelong.serve.apps import AppStore
+
+    return AppStore(_key_store(args).db)
+
+
+def cmd_apps_declare(args: argparse.Namespace) -> int:
+    from lifelong.agents.apps import App
+
+    labels: list[str] = []
+    if args.labels_file:
+        path = Path(args.labels_file)
+        if not path.is_file():
+            raise InvalidInput(f"no file {path}", field="--labels-file")
+        labels = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    if args.labels:
+        labels += [label.strip() for label in args.labels.split(",") if label.strip()]
+    app = App(
+        args.name,
+        args.task,
+        labels=tuple(labels),
+        instruction=args.instruction,
+        harness=not args.no_harness,
+        misapply_cost=args.misapply_cost,
+    )
+    _, changed = _app_store(args).put(args.tenant, app)
+    print(
+        f"app {app.name!r} of tenant {args.tenant!r}: {app.task}"
+        + (f", {len(app.labels)} labels" if app.labels else "")
+        + ("" if changed else " (unchanged)")
+    )
+    return 0
+
+
+def cmd_apps_list(args: argparse.Namespace) -> int:
+    for app in _app_store(args).list(args.tenant):
+        print(f"{app.name}  {app.task}" + (f"  {len(app.labels)} labels" if app.labels else ""))
+    return 0
+
+
+def cmd_apps_remove(args: argparse.Namespace) -> int:
+    if not _app_store(args).delete(args.tenant, args.name):
+        raise NotFound(f"tenant {args.tenant!r} has no app {args.name!r}")
+    print(f"app {args.name!r} of tenant {args.tenant!r} removed (its log and versions stay)")
+    return 0
+
+
 def cmd_keys_create(args: argparse.Namespace) -> int:
     made = _key_store(args).create(args.tenant, admin=args.admin, name=args.name or "")
     print(made.key)
@@ -679,6 +726,44 @@ def _add_serve_parsers(sub: Any) -> None:
             p.add_argument("id")
         p.set_defaults(
             func={"create": cmd_keys_create, "list": cmd_keys_list, "revoke": cmd_keys_revoke}[action]
+        )
+
+    apps = sub.add_parser(
+        "apps",
+        help="apps of the service: declare what an app asks (labels, chat, completion), list, remove",
+        description="An app declares what its requests ask, so each gets the learners that fit: 'label' "
+        "(one of --labels; the experts and their mixture), 'chat' (free text; memory, examples, lessons and "
+        "the direct answer of a corrected question, behind a gate), 'completion' (a line of code). "
+        "Requests name the app in X-Lifelong-App or as their model. The same as POST /v1/apps.",
+    )
+    apps_sub = apps.add_subparsers(dest="apps_command", required=True, metavar="ACTION")
+    for action, helptext in (
+        ("declare", "declare an app (or change it)"),
+        ("list", "a tenant's apps"),
+        ("remove", "remove an app (its log and versions stay)"),
+    ):
+        p = apps_sub.add_parser(action, help=helptext)
+        p.add_argument("--data-dir", help="the service's data directory (default lifelong-data)")
+        p.add_argument("--log", help="the service's log URL (instead of --data-dir)")
+        p.add_argument("--tenant", required=True, type=_nonempty)
+        if action in ("declare", "remove"):
+            p.add_argument("name", help="the app's name (what requests say in X-Lifelong-App or model)")
+        if action == "declare":
+            p.add_argument("--task", required=True, choices=("chat", "label", "completion"))
+            p.add_argument("--labels", help="a label app's labels, comma-separated")
+            p.add_argument("--labels-file", help="a file with one label per line")
+            p.add_argument(
+                "--instruction", help="the label prompt's first line, or a chat app's system message"
+            )
+            p.add_argument("--no-harness", action="store_true", help="no background prompt search")
+            p.add_argument(
+                "--misapply-cost",
+                type=float,
+                default=1.0,
+                help="chat: what serving a recalled answer to another question costs (default 1)",
+            )
+        p.set_defaults(
+            func={"declare": cmd_apps_declare, "list": cmd_apps_list, "remove": cmd_apps_remove}[action]
         )
 
 

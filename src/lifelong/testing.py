@@ -104,7 +104,8 @@ from lifelong.errors import InvalidInput, LifelongError
 from lifelong.experience.log import ExperienceLog
 from lifelong.experience.records import JSON, Feedback, FeedbackKind, Interaction, Scope, Step
 from lifelong.learners.base import Learner, TenantMismatch
-from lifelong.learners.context.gate import GATE
+from lifelong.learners.context.gate import GATE, Evidence
+from lifelong.learners.context.gate import candidates as gate_candidates
 from lifelong.learners.experts.mixture import EXPERTS, ExpertMixture
 from lifelong.learners.weights.samples import SAMPLE
 from lifelong.models.trainable import ABSTAIN, SUGGEST
@@ -322,12 +323,14 @@ def gate_stream(scope: Scope, n: int, seed: int) -> list[Step]:
         truth = f"line {rng.randrange(4)}"
         model = truth if rng.random() < 0.6 else f"line {rng.randrange(4, 8)}"
         example = truth if rng.random() < 0.8 else "line 9"
-        candidates: list[JSON] = [
-            {"action": model, "features": {"model": 1.0, "logp": round(rng.uniform(-2, 0), 4)}},
-            {"action": example, "features": {"example": 1.0, "similarity": round(rng.random(), 4)}},
-        ]
-        if t % 2:
-            candidates.append({"action": model, "features": {"plain": 1.0, "agrees_with_plain": 1.0}})
+        evidence = Evidence(similarity=round(rng.random(), 4), example_answer=example)
+        logprobs = [round(rng.uniform(-2, 0), 4)]
+        options = gate_candidates(
+            evidence,
+            model=(model, logprobs),
+            plain=(model if t % 2 else f"line {rng.randrange(8)}", logprobs),
+        )
+        candidates: list[JSON] = [{"action": a, "features": dict(f)} for a, f in options]
         i = _interaction("gate", scope, seed, t, user, f"{user} code {t}", model, {GATE: candidates})
         if t % 4 == 3:
             steps.append(_step(i, Feedback.accept if model == truth else Feedback.reject))

@@ -1,11 +1,30 @@
-"""The agent: a frozen model plus context learners, learning from every piece of feedback.
+"""The agent: a frozen model plus learners, and the one turn every host runs.
 
-:meth:`Agent.act` recalls from the learners (lessons, example bank, memory), lets the :class:`Task` build
-a prompt from the recalls within the token budget, calls the model, applies the lessons to the answer,
-logs the interaction — with the ids of the items it recalled and the versions of the learners — and
-returns a :class:`Response` carrying the interaction id. :meth:`Agent.feedback` appends the feedback to
-the log *first* (the log is the truth), then every learner learns from the step before the call
-returns, so the very next ``act`` already benefits.
+A turn is one pipeline, whoever hosts it — this :class:`Agent` with an in-process model, or the service
+(:mod:`lifelong.serve`) with per-tenant agents and an asynchronous upstream:
+
+1. **recall** — each context learner (lessons, example bank, memory) recalls for the observation;
+2. **candidates from the experts** — the example vote, the nearest example and every expert learner
+   propose answers (:meth:`Agent.begin`);
+3. **render** — the :class:`Task` writes the prompt with the recalls, dropping the weakest until it
+   fits the token budget; the model calls to make are returned as
+   :class:`~lifelong.models.base.Call` objects — the one with the learned context and, when a candidate
+   or the frozen shadow control needs it, the same request without any (``plain``);
+4. **model call(s)** — made by the host: :meth:`Agent.act` runs them on its :class:`Model`, the service
+   awaits them concurrently on its upstream;
+5. **amend, combine, gate** — lessons replace an answer they rule out, the
+   :class:`~lifelong.learners.experts.mixture.ExpertMixture` combines the proposals, the
+   :class:`~lifelong.learners.context.gate.SuggestionGate` chooses among the candidates (or stays
+   silent) (:meth:`Agent.finish`);
+6. **log** — :meth:`Agent.record` writes the interaction with what was recalled, every proposal and
+   candidate with its features, the plain answer and the learners' versions;
+7. **learn from feedback** — :meth:`Agent.feedback` appends the feedback to the log *first* (the log is
+   the truth), then every learner learns from the step (:meth:`Agent.learn`) before the call returns,
+   so the very next ``act`` already benefits.
+
+Steps 1–3 and 5–6 touch learner state and nothing else; the model calls in between are the host's.
+That split (a "sans-I/O" pipeline) is what lets one implementation serve a synchronous library call
+and an asynchronous service without writing any step twice.
 
 With ``model=None`` the agent is the pure embedding-kNN baseline: it answers with a similarity-weighted
 vote of its nearest examples and never calls a model.
@@ -31,7 +50,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from lifelong.agents.harness import HarnessConfig, HarnessSearch
 from lifelong.errors import InvalidInput, NotFound
@@ -40,15 +59,16 @@ from lifelong.experience.records import JSON, Interaction, Scope, Step, feedback
 from lifelong.learners.base import Learner
 from lifelong.learners.context.base import MODEL_ANSWER, RECALLED, ContextLearner, Recalled, query_text
 from lifelong.learners.context.examples import ExampleBank
-from lifelong.learners.context.gate import GATE, SuggestionGate, same_answer
+from lifelong.learners.context.gate import GATE, Evidence, SuggestionGate
+from lifelong.learners.context.gate import candidates as gate_candidates
 from lifelong.learners.context.lessons import Lessons
 from lifelong.learners.context.memory import Memory
 from lifelong.learners.experts.mixture import EXPERTS, NEAR_DUPLICATE, Expert, ExpertMixture, Proposal
 from lifelong.learners.tenancy import tenant_part
 from lifelong.learners.weights.policy_gradient import SAMPLE, sample_metadata
-from lifelong.models.base import Completion, Model
+from lifelong.models.base import Call, Completion, Message, Model, generate
 from lifelong.models.trainable import SUGGEST
-from lifelong.utils.text import normalise
+from lifelong.utils.text import normalise, novelty
 from lifelong.utils.validation import check_scalar
 
 if TYPE_CHECKING:
@@ -91,7 +111,9 @@ class Task(Protocol):
     max_tokens: int
     stop: Sequence[str]
 
-    def prompt(self, observation: JSON, context: Context) -> str: ...
+    def prompt(self, observation: JSON, context: Context) -> str | tuple[Message, ...]:
+        """The prompt with the recalled context: a text to continue, or chat messages."""
+        ...
 
     def choices(self, observation: JSON, context: Context) -> Sequence[str] | None:
         """The only answers allowed (constrained decoding), or None for free text."""
@@ -121,6 +143,40 @@ class Decision:
     plain: tuple[JSON, Sequence[float]] | None = None  # the model's answer without recalled context
 
 
+@dataclass(frozen=True)
+class Limits:
+    """What a request itself asks of the model (free-text requests to the service: the client's
+    ``max_tokens``, ``temperature``, ``stop`` and pass-through fields); None keeps the task's own."""
+
+    max_tokens: int | None = None
+    temperature: float | None = None
+    stop: tuple[str, ...] | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+#: The model calls of a turn: with the learned context, and the same request without any.
+CONTEXT, PLAIN = "context", "plain"
+
+
+@dataclass
+class Turn:
+    """A request between :meth:`Agent.begin` and :meth:`Agent.finish`: what was recalled and proposed,
+    and the model calls the host is to make (by purpose: :data:`CONTEXT`, :data:`PLAIN`)."""
+
+    observation: JSON
+    scope: Scope
+    time: float
+    context: Context
+    calls: dict[str, Call] = field(default_factory=dict)
+    proposals: dict[str, Proposal] = field(default_factory=dict)
+    request: dict[str, float] = field(default_factory=dict)
+    tables: dict[str, dict[str, float]] = field(default_factory=dict)
+    choices: Sequence[str] | None = None
+    answer_only: bool = False
+    plain_is_context: bool = False  # the request carried no learned context: its answer is the plain one
+    streamable: bool = False  # nothing can amend, combine or gate the model's answer: stream it as it comes
+
+
 @dataclass(frozen=True, slots=True)
 class Response:
     """What :meth:`Agent.act` returns."""
@@ -135,7 +191,13 @@ class Response:
 
 
 class Agent:
-    """A model plus learners; see the module docstring."""
+    """A model plus learners; see the module docstring.
+
+    ``token_budget`` bounds the whole prompt (in the model's tokens) and ``context_budget`` the tokens
+    the recalled context adds to the request (the service's setting: the client's own messages are not
+    cut); either may be None. ``plain`` makes the model's answer without any recalled context a
+    candidate of the gate (a second call per request when something was recalled).
+    """
 
     def __init__(
         self,
@@ -153,7 +215,8 @@ class Agent:
         harness: HarnessSearch | HarnessConfig | None = None,
         vote_k: int = 6,
         plain: bool = False,
-        token_budget: int = 1024,
+        token_budget: int | None = 1024,
+        context_budget: int | None = None,
         pending: int = 10_000,
     ) -> None:
         if model is None and examples is None:
@@ -162,7 +225,8 @@ class Agent:
             raise InvalidInput(
                 "a policy learner trains the agent's own model: pass policy.model", field="policy"
             )
-        check_scalar(token_budget, "token_budget", int, min_val=16)
+        check_scalar(token_budget, "token_budget", int, min_val=16, allow_none=True)
+        check_scalar(context_budget, "context_budget", int, min_val=0, allow_none=True)
         check_scalar(vote_k, "vote_k", int, min_val=1)
         names = [e.name for e in experts]
         if len(set(names)) != len(names) or set(names) & {"llm", "knn", "nearest", "lessons"}:
@@ -178,12 +242,14 @@ class Agent:
         self.gate = gate
         self.policy = policy
         self.experts = list(experts)
+        self.expert_names = names  # what proposals are logged under, whatever a store calls the learners
         self.combiner = combiner
         self.harness = harness if isinstance(harness, HarnessSearch) else None
         self._config = harness if isinstance(harness, HarnessConfig) else None
         self.vote_k = vote_k
         self.plain = plain
         self.token_budget = token_budget
+        self.context_budget = context_budget
         self._pending: OrderedDict[str, Interaction] = OrderedDict()
         self._pending_limit = pending
 
@@ -195,15 +261,15 @@ class Agent:
     @property
     def all_learners(self) -> dict[str, Learner]:
         """The context learners, the gate, the policy, the experts, the combiner and the harness search:
-        everything that learns from feedback."""
+        everything that learns from feedback, by the name the agent knows it by."""
         found: dict[str, Learner] = dict(self.learners)
         if self.gate is not None:
             found["gate"] = self.gate
         if self.policy is not None:
             found["policy"] = self.policy
-        for expert in self.experts:
+        for name, expert in zip(self.expert_names, self.experts, strict=True):
             if isinstance(expert, Learner):
-                found[expert.name] = expert
+                found[name] = expert
         if self.combiner is not None:
             found["combiner"] = self.combiner
         if self.harness is not None:
@@ -264,7 +330,7 @@ class Agent:
                 setattr(self, attribute, new)
         self.experts = [cast(Expert, new) if id(expert) == id(old) else expert for expert in self.experts]
 
-    # ------------------------------------------------------------------ acting
+    # ------------------------------------------------------------------ the turn
 
     def recall(
         self,
@@ -275,8 +341,8 @@ class Agent:
         config: HarnessConfig | None = None,
         before: float | None = None,
     ) -> Context:
-        """What each learner recalls for ``observation``, as many items as ``config`` says; with
-        ``before``, only what had been learned before that time."""
+        """Step 1: what each learner recalls for ``observation``, as many items as ``config`` says;
+        with ``before``, only what had been learned before that time."""
         config = config or self.config
         query = query_text(observation)
         context = Context(config=config)
@@ -290,21 +356,157 @@ class Agent:
                 setattr(context, name, learner.recall(query, scope, k=k, now=now, before=before))
         return context
 
-    def act(self, observation: JSON, scope: Scope | None = None, *, now: float | None = None) -> Response:
-        """Answer ``observation`` for ``scope``; the response's id is the logged interaction's id."""
-        scope = scope or Scope()
-        start = time.perf_counter()
-        stamp = time.time() if now is None else now
-        decision = self.decide(observation, scope, now=stamp)
+    def begin(
+        self,
+        observation: JSON,
+        scope: Scope,
+        *,
+        now: float,
+        config: HarnessConfig | None = None,
+        before: float | None = None,
+        answer_only: bool = False,
+        shadow: bool = False,
+        limits: Limits | None = None,
+    ) -> Turn:
+        """Steps 1–3: recall, the experts' proposals, the prompt within the budgets, and the model calls
+        to make — changing nothing.
+
+        ``shadow`` asks for the plain call even where no candidate needs it (the frozen control's answer
+        to the same request, for the service's learning curve). ``answer_only`` stops at the model's own
+        answer (what a harness replay scores): it consults no other expert, since they have learned the
+        replayed request's answer (so a narrowed label task is narrowed to the recalled examples' labels
+        only).
+        """
+        context = self.recall(observation, scope, now=now, config=config, before=before)
+        turn = Turn(observation, scope, now, context, answer_only=answer_only)
+        if self.combiner is not None and not answer_only:
+            turn.proposals, turn.request, turn.tables = self._proposals(observation, scope, context)
+            context.hints = [a for rows in turn.proposals.values() for a, _ in rows]
+        if self.model is None:
+            return turn
+        limits = limits or Limits()
+        max_tokens = limits.max_tokens or self.task.max_tokens
+        stop = tuple(self.task.stop if limits.stop is None else limits.stop)
+        prompt = self._fit(observation, context)  # may drop recalls: choices are read after it
+        turn.choices = self.task.choices(observation, context)
+        temperature = self.policy.temperature if self.policy is not None else limits.temperature or 0.0
+        turn.calls[CONTEXT] = Call(
+            prompt,
+            max_tokens,
+            stop,
+            temperature,
+            None if turn.choices is None else tuple(turn.choices),
+            limits.extra,
+        )
+        turn.streamable = self.gate is None and self.combiner is None and not context.lessons
+        if answer_only or not (shadow or (self.plain and turn.choices is None)):
+            return turn
+        bare = not (context.examples or context.lessons or context.memory)
+        if bare and context.config.context_lines is None:  # the prompt was the control's already
+            turn.plain_is_context = True
+        else:
+            nothing = Context()
+            choices = self.task.choices(observation, nothing)
+            turn.calls[PLAIN] = Call(
+                self.task.prompt(observation, nothing),
+                max_tokens,
+                stop,
+                limits.temperature or 0.0,
+                None if choices is None else tuple(choices),
+                limits.extra,
+            )
+        return turn
+
+    def finish(self, turn: Turn, outputs: Mapping[str, Completion]) -> Decision:
+        """Steps 5: read the model's answers back, amend, combine and gate — changing nothing.
+        ``outputs`` holds a completion for each of the turn's calls (a missing plain one — a failed
+        shadow — only leaves that candidate out)."""
+        observation, scope, context = turn.observation, turn.scope, turn.context
+        completion = outputs.get(CONTEXT, Completion("", 0, 0))
+        if self.model is None:
+            proposed = self._vote(context)
+        else:
+            if CONTEXT not in outputs:
+                raise InvalidInput(
+                    "the turn's model call with the learned context has no answer", field="outputs"
+                )
+            proposed = self.task.parse(completion.text, observation)
+        sample: dict[str, JSON] | None = None
+        if self.policy is not None and CONTEXT in turn.calls:
+            call = turn.calls[CONTEXT]
+            assert isinstance(call.prompt, str)
+            sample = sample_metadata(call.prompt, completion, call.temperature)
+        calls = len(turn.calls)
+        if turn.answer_only:
+            return Decision(proposed, proposed, context, completion, calls)
+        plain: tuple[JSON, Sequence[float]] | None = None
+        if turn.plain_is_context:
+            plain = (proposed, generated_logprobs(completion))
+        elif PLAIN in outputs:
+            plain = (self.task.parse(outputs[PLAIN].text, observation), generated_logprobs(outputs[PLAIN]))
+        action = self._amend(proposed, context)
+        experts: dict[str, JSON] | None = None
+        direct: tuple[JSON, float] | None = None
+        if self.combiner is not None:
+            lp = list(generated_logprobs(completion))
+            first: dict[str, Proposal] = {}
+            if self.gate is None and proposed is not None and self.model is not None:
+                # the model's answer is one of the mixture's experts (labels); with a gate the mixture
+                # proposes a recalled answer beside the model's (free text)
+                first["llm"] = [(proposed, math.exp(sum(lp) / len(lp)) if lp else 1.0)]
+            if action != proposed and action is not None:
+                first["lessons"] = [(action, 1.0)]
+            proposals = {**first, **turn.proposals}
+            combiner = tenant_part(self.combiner, scope)
+            candidates = combiner.candidates(proposals, turn.request, turn.tables)  # type: ignore[attr-defined]
+            chosen, p = combiner.choose(candidates)  # type: ignore[attr-defined]
+            if self.gate is None:
+                action = chosen
+            else:
+                direct = (chosen, p)
+            experts = {
+                "proposals": {name: [[a, round(p, 6)] for a, p in rows] for name, rows in proposals.items()},
+                "candidates": [{"action": a, "features": f} for a, f in candidates],
+            }
+        gate: list[dict[str, JSON]] = []
+        if self.gate is not None and self.model is not None:
+            options = gate_candidates(
+                self._evidence(
+                    observation, context, vote=turn.choices is not None, direct=direct is not None
+                ),
+                model=(action, generated_logprobs(completion)),
+                amended=action != proposed,
+                plain=plain if self.plain else None,
+                direct=direct,
+            )
+            action, _ = tenant_part(self.gate, scope).choose(options)  # type: ignore[attr-defined]
+            gate = [{"action": a, "features": f} for a, f in options]
+        if sample is not None and action != proposed:
+            # Only the policy's own action earns its reward: a suggestion the lessons or the gate
+            # replaced (or silenced, or served over the policy's silence) has none to learn from.
+            sample = None
+        return Decision(action, proposed, context, completion, calls, gate, experts, sample, plain)
+
+    def record(
+        self,
+        turn: Turn,
+        decision: Decision,
+        *,
+        id: str | None = None,
+        metadata: Mapping[str, JSON] | None = None,
+    ) -> Interaction:
+        """Step 6: the interaction to log — what was recalled (item ids by learner), the gate's and the
+        experts' candidates with their features, the model's own and the plain answer, the learners'
+        versions and the tokens; ``metadata`` adds the host's own keys."""
         context, completion = decision.context, decision.completion
         recalled = {
             learner.name: [r.id for r in getattr(context, name)] for name, learner in self.learners.items()
         }
-        interaction = Interaction(
-            scope,
-            observation,
+        return Interaction(
+            turn.scope,
+            turn.observation,
             decision.action,
-            time=stamp,
+            time=turn.time,
             versions={learner.name: learner.version for learner in self.all_learners.values()},
             metadata={
                 RECALLED: recalled,
@@ -316,19 +518,41 @@ class Agent:
                 **({PLAIN_ANSWER: decision.plain[0]} if decision.plain is not None else {}),
                 "prompt_tokens": completion.prompt_tokens,
                 "completion_tokens": completion.completion_tokens,
+                **(metadata or {}),
             },
+            **({"id": id} if id is not None else {}),
         )
+
+    # ------------------------------------------------------------------ the synchronous host
+
+    def act(self, observation: JSON, scope: Scope | None = None, *, now: float | None = None) -> Response:
+        """Answer ``observation`` for ``scope``; the response's id is the logged interaction's id."""
+        scope = scope or Scope()
+        start = time.perf_counter()
+        stamp = time.time() if now is None else now
+        turn = self.begin(observation, scope, now=stamp)
+        decision = self.finish(turn, self.run(turn))
+        interaction = self.record(turn, decision)
         self.log.append(interaction)
         self._remember(interaction)
         return Response(
             interaction.id,
             decision.action,
-            completion.prompt_tokens,
-            completion.completion_tokens,
+            decision.completion.prompt_tokens,
+            decision.completion.completion_tokens,
             decision.model_calls,
             time.perf_counter() - start,
-            sum(len(ids) for ids in recalled.values()),
+            sum(len(ids) for ids in cast(dict[str, list[str]], interaction.metadata[RECALLED]).values()),
         )
+
+    def run(self, turn: Turn) -> dict[str, Completion]:
+        """Step 4 on this agent's own model, one call after the other."""
+        if not turn.calls:
+            return {}
+        assert self.model is not None
+        if self.policy is not None:
+            self.policy.serve(turn.scope)  # per-user fast weights, where the policy has them
+        return {purpose: generate(self.model, call) for purpose, call in turn.calls.items()}
 
     def decide(
         self,
@@ -340,96 +564,9 @@ class Agent:
         before: float | None = None,
         answer_only: bool = False,
     ) -> Decision:
-        """Recall, consult the experts, call the model, and choose — changing and logging nothing.
-
-        ``answer_only`` stops after the model's own answer (what a harness replay scores); it consults
-        no other expert, since they have learned the replayed request's answer (so a narrowed label
-        task is narrowed to the recalled examples' labels only).
-        """
-        context = self.recall(observation, scope, now=now, config=config, before=before)
-        proposals: dict[str, Proposal] = {}
-        request: dict[str, float] = {}
-        tables: dict[str, dict[str, float]] = {}
-        if self.combiner is not None and not answer_only:
-            proposals, request, tables = self._proposals(observation, scope, context)
-            context.hints = [a for rows in proposals.values() for a, _ in rows]
-        completion = Completion("", 0, 0)
-        sample: dict[str, JSON] | None = None
-        choices: Sequence[str] | None = None
-        if self.model is None:
-            proposed = self._vote(context)
-        else:
-            prompt = self._fit(observation, context)  # may drop recalls: choices are read after it
-            choices = self.task.choices(observation, context)
-            temperature = self.policy.temperature if self.policy is not None else 0.0
-            if self.policy is not None:
-                self.policy.serve(scope)  # per-user fast weights, where the policy has them
-            completion = self.model.complete(
-                prompt,
-                max_tokens=self.task.max_tokens,
-                stop=self.task.stop,
-                choices=choices,
-                temperature=temperature,
-            )
-            proposed = self.task.parse(completion.text, observation)
-            if self.policy is not None:
-                sample = sample_metadata(prompt, completion, temperature)
-        calls = 0 if self.model is None else 1
-        if answer_only:
-            return Decision(proposed, proposed, context, completion, calls)
-        plain: tuple[JSON, Sequence[float]] | None = None
-        if self.plain and self.model is not None and choices is None:
-            bare = not (context.examples or context.lessons or context.memory)
-            if bare and context.config.context_lines is None:  # the prompt was the control's already
-                plain = (proposed, generated_logprobs(completion))
-            else:
-                plain = self._plain(observation)
-                calls += 1
-        action = self._amend(proposed, context)
-        experts: dict[str, JSON] | None = None
-        if self.combiner is not None:
-            lp = list(generated_logprobs(completion))
-            first: dict[str, Proposal] = {}
-            if proposed is not None and self.model is not None:
-                first["llm"] = [(proposed, math.exp(sum(lp) / len(lp)) if lp else 1.0)]
-            if action != proposed and action is not None:
-                first["lessons"] = [(action, 1.0)]
-            proposals = {**first, **proposals}
-            combiner = tenant_part(self.combiner, scope)
-            candidates = combiner.candidates(proposals, request, tables)  # type: ignore[attr-defined]
-            action, _ = combiner.choose(candidates)  # type: ignore[attr-defined]
-            experts = {
-                "proposals": {name: [[a, round(p, 6)] for a, p in rows] for name, rows in proposals.items()},
-                "candidates": [{"action": a, "features": f} for a, f in candidates],
-            }
-        gate: list[dict[str, JSON]] = []
-        if self.gate is not None and self.model is not None:
-            options = gate_candidates(
-                observation,
-                action,
-                action != proposed,
-                generated_logprobs(completion),
-                context,
-                vote=choices is not None,
-                plain=plain,
-            )
-            action, _ = tenant_part(self.gate, scope).choose(options)  # type: ignore[attr-defined]
-            gate = [{"action": a, "features": f} for a, f in options]
-        if sample is not None and action != proposed:
-            # Only the policy's own action earns its reward: a suggestion the lessons or the gate
-            # replaced (or silenced, or served over the policy's silence) has none to learn from.
-            sample = None
-        return Decision(action, proposed, context, completion, calls, gate, experts, sample, plain)
-
-    def _plain(self, observation: JSON) -> tuple[JSON, Sequence[float]]:
-        """The model's answer to the same request with nothing learned — the default layout, no
-        recalls: exactly what the frozen control is asked."""
-        assert self.model is not None
-        bare = Context()
-        alone = self.model.complete(
-            self.task.prompt(observation, bare), max_tokens=self.task.max_tokens, stop=self.task.stop
-        )
-        return self.task.parse(alone.text, observation), generated_logprobs(alone)
+        """Recall, consult the experts, call the model, and choose — changing and logging nothing."""
+        turn = self.begin(observation, scope, now=now, config=config, before=before, answer_only=answer_only)
+        return self.finish(turn, self.run(turn))
 
     def model_answer(self, interaction: Interaction, config: HarnessConfig) -> JSON:
         """The model's own answer to a logged request under ``config``, recalling only what had been
@@ -443,12 +580,14 @@ class Agent:
             answer_only=True,
         ).model_answer
 
+    # ------------------------------------------------------------------ the steps' helpers
+
     def _proposals(
         self, observation: JSON, scope: Scope, context: Context
     ) -> tuple[dict[str, Proposal], dict[str, float], dict[str, dict[str, float]]]:
-        """The non-model experts' proposals (the vote, the nearest example, each expert learner),
-        request features (how similar the nearest past input is) and the full score tables of the
-        experts that have one."""
+        """Step 2: the non-model experts' proposals (the vote, the nearest example, each expert
+        learner), request features (how similar the nearest past input is) and the full score tables of
+        the experts that have one."""
         proposals: dict[str, Proposal] = {}
         request: dict[str, float] = {}
         tables: dict[str, dict[str, float]] = {}
@@ -457,14 +596,38 @@ class Agent:
             nearest = context.neighbours[0]
             proposals["nearest"] = [(nearest.item.payload["output"], max(0.0, nearest.similarity))]
             request["nearest.duplicate"] = float(nearest.similarity >= NEAR_DUPLICATE)
-        for expert in self.experts:
+        for name, expert in zip(self.expert_names, self.experts, strict=True):
             rows = expert.propose(observation, scope, 3)
             if rows:
-                proposals[expert.name] = rows
+                proposals[name] = rows
             table = getattr(expert, "scores", None)
             if callable(table) and rows:
-                tables[expert.name] = table(observation, scope)
+                tables[name] = table(observation, scope)
         return proposals, request, tables
+
+    def _evidence(self, observation: JSON, context: Context, *, vote: bool, direct: bool) -> Evidence:
+        """What the gate judges the candidates against: the nearest example (or, for label tasks, the
+        examples' vote), the lines already in the request and — beside a recalled answer — how much of
+        the request is new to the nearest example's input."""
+        neighbours = context.neighbours or context.examples
+        nearest = neighbours[0] if neighbours else None
+        if nearest is None:
+            return Evidence(seen=frozenset(_context_lines(observation)))
+        answer = nearest.item.payload.get("output")
+        share: float | None = None
+        if vote:
+            answer, share = weighted_vote(neighbours)
+        new_words: float | None = None
+        if direct:
+            new_words = novelty(query_text(observation), query_text(nearest.item.payload.get("input")))
+        return Evidence(
+            nearest.similarity,
+            answer,
+            nearest.item.usefulness,
+            share,
+            frozenset(_context_lines(observation)),
+            new_words,
+        )
 
     def _amend(self, action: JSON, context: Context) -> JSON:
         """What the lessons say instead of ``action`` (``action`` itself when none ruled it out)."""
@@ -472,12 +635,19 @@ class Agent:
             return action
         return self.lessons.amend(action, context.lessons)
 
-    def _fit(self, observation: JSON, context: Context) -> str:
-        """The task's prompt, dropping the weakest recalls until it fits the token budget."""
+    def _fit(self, observation: JSON, context: Context) -> str | tuple[Message, ...]:
+        """The task's prompt, dropping the weakest recalls until it fits the budgets."""
         assert self.model is not None
+        limit = self.token_budget
+        if self.context_budget is not None:
+            bare = self.task.prompt(observation, Context(config=context.config))
+            own = self.model.count_tokens(Call(bare).text()) + self.context_budget
+            limit = own if limit is None else min(limit, own)
         while True:
             prompt = self.task.prompt(observation, context)
-            if self.model.count_tokens(prompt) <= self.token_budget or not context.drop_weakest():
+            if limit is None or self.model.count_tokens(Call(prompt).text()) <= limit:
+                return prompt
+            if not context.drop_weakest():
                 return prompt
 
     def _vote(self, context: Context) -> JSON:
@@ -519,110 +689,15 @@ class Agent:
         )
         self.log.append_many(feedback)
         step = Step(interaction, tuple(feedback))
-        for learner in self.all_learners.values():
-            learner.learn(step)
+        self.learn(step)
         if self.harness is not None:
             self.harness.tick(self)  # a bounded slice of the background search, never a batch
         return step
 
-
-def gate_candidates(
-    observation: JSON,
-    answer: JSON,
-    amended: bool,
-    token_logprobs: Sequence[float],
-    context: Context,
-    *,
-    vote: bool = False,
-    plain: tuple[JSON, Sequence[float]] | None = None,
-) -> list[tuple[JSON, dict[str, float]]]:
-    """The candidates a :class:`SuggestionGate` chooses from, with their features.
-
-    ``plain`` is the model's answer to the prompt without any recalled context (and its token
-    log-probabilities): a second model expert, offered when it differs from the others.
-
-    The model's answer (with its token log-probabilities) and, when it differs, the answer of the
-    nearest past example — or, with ``vote`` (label tasks), the similarity-weighted vote of the recalled
-    examples and its share of the votes; each with the nearest example's similarity, whether the two
-    agree, and whether the text already appears in the observation's context (code being repeated).
-    """
-    neighbours = context.neighbours or context.examples
-    nearest = neighbours[0] if neighbours else None
-    example_answer = nearest.item.payload.get("output") if nearest is not None else None
-    extra: dict[str, float] = {}
-    if vote and neighbours:
-        example_answer, share = weighted_vote(neighbours)
-        extra = {"vote_share": share}
-    similarity = nearest.similarity if nearest is not None else 0.0
-    seen = _context_lines(observation)
-    options: list[tuple[JSON, dict[str, float]]] = []
-    if answer is not None:
-        lp = list(token_logprobs) or [0.0]
-        options.append(
-            (
-                answer,
-                {
-                    "model": 1.0,
-                    "logprob_mean": sum(lp) / len(lp),
-                    "p_mean": math.exp(sum(lp) / len(lp)),  # geometric mean of the token probabilities
-                    "logprob_min": min(lp),
-                    "tokens": len(token_logprobs) / 10.0,
-                    "example_similarity": similarity,
-                    "agrees_with_example": float(
-                        example_answer is not None and same_answer(answer, example_answer)
-                    ),
-                    "in_context": float(normalise(str(answer)) in seen),
-                    "amended_by_lesson": float(amended),
-                    **(
-                        {"agrees_with_plain": 1.0}
-                        if plain is not None and plain[0] is not None and same_answer(answer, plain[0])
-                        else {}
-                    ),
-                    "length": min(len(str(answer)), 80) / 40.0,
-                    **extra,
-                },
-            )
-        )
-    if (
-        plain is not None
-        and plain[0] is not None
-        and not (answer is not None and same_answer(answer, plain[0]))
-    ):
-        lp = list(plain[1]) or [0.0]
-        options.append(
-            (
-                plain[0],
-                {
-                    "plain": 1.0,
-                    "logprob_mean": sum(lp) / len(lp),
-                    "p_mean": math.exp(sum(lp) / len(lp)),
-                    "logprob_min": min(lp),
-                    "tokens": len(plain[1]) / 10.0,
-                    "example_similarity": similarity,
-                    "agrees_with_example": float(
-                        example_answer is not None and same_answer(plain[0], example_answer)
-                    ),
-                    "in_context": float(normalise(str(plain[0])) in seen),
-                    "length": min(len(str(plain[0])), 80) / 40.0,
-                },
-            )
-        )
-    taken = [a for a, _ in options]
-    if example_answer is not None and not any(same_answer(a, example_answer) for a in taken):
-        options.append(
-            (
-                example_answer,
-                {
-                    "example": 1.0,
-                    "example_similarity": similarity,
-                    "example_usefulness": nearest.item.usefulness if nearest is not None else 0.5,
-                    "in_context": float(normalise(str(example_answer)) in seen),
-                    "length": min(len(str(example_answer)), 80) / 40.0,
-                    **extra,
-                },
-            )
-        )
-    return options
+    def learn(self, step: Step) -> None:
+        """Step 7: every learner learns from a logged step (the service calls this as it reads the log)."""
+        for learner in self.all_learners.values():
+            learner.learn(step)
 
 
 def generated_logprobs(completion: Completion) -> tuple[float, ...]:

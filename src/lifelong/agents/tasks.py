@@ -1,22 +1,27 @@
-"""Prompt formats for base (non-instruction-tuned) models: what the agent shows and how it reads back.
+"""Tasks: how one kind of request is put to a model and read back — labels, code lines, free text.
 
-A base model continues text, so each task writes a document whose natural continuation is the answer:
+A base model continues text, so the label and code tasks write a document whose natural continuation is
+the answer:
 few-shot ``Query:/Intent:`` pairs for labelling (nearest demonstration last, closest to the query, as
 in Liu et al., "What Makes Good In-Context Examples for GPT-3?", DeeLIO 2022), and plain code for code
 completion (retrieved snippets first, then the current file — the layout of retrieval-augmented code
-completion, Zhang et al., "RepoCoder", EMNLP 2023).
+completion, Zhang et al., "RepoCoder", EMNLP 2023). Free text (:class:`ChatTask`) is the client's own
+chat turn or prompt, with what was learned written into its system message or before its prompt —
+what the service sends any OpenAI-compatible model.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from lifelong.agents.agent import Context
 from lifelong.errors import InvalidInput
 from lifelong.experience.records import JSON, Step
 from lifelong.learners.context.base import Recalled, query_text, right_answer
 from lifelong.learners.context.memory import Fact
+from lifelong.models.base import Message
 
 
 class LabelTask:
@@ -105,6 +110,77 @@ class CodeCompletionTask:
     def parse(self, text: str, observation: JSON) -> JSON:
         suggestion = text.rstrip()
         return suggestion if suggestion.strip() else None
+
+
+#: How each learner's recalls are headed in a free-text request, in the order they are written.
+HEADINGS = {
+    "memory": "What you know about this user:",
+    "examples": "Answers that were right before (question => answer):",
+    "lessons": "Mistakes not to repeat:",
+}
+
+
+class ChatTask:
+    """Free text: the client's chat messages (``observation["messages"]``) or prompt
+    (``observation["prompt"]``), with the recalled context written into the first system message (a
+    new one first if there is none), or before the prompt. ``instruction`` is the app's system
+    message, used when the client sends none."""
+
+    max_tokens = 256
+    stop: Sequence[str] = ()
+
+    def __init__(self, *, instruction: str | None = None) -> None:
+        self.instruction = instruction
+        self.name = "chat"
+
+    def prompt(self, observation: JSON, context: Context) -> str | tuple[Message, ...]:
+        if not isinstance(observation, dict) or not isinstance(
+            observation.get("messages", observation.get("prompt")), list | str
+        ):
+            raise InvalidInput(
+                "a free-text observation is a dict with messages or a prompt", field="observation"
+            )
+        learned = context_text(context)
+        if "messages" in observation:
+            messages = [_message(m) for m in observation["messages"]]
+            if self.instruction and not any(m["role"] == "system" for m in messages):
+                messages.insert(0, {"role": "system", "content": self.instruction})
+            return tuple(_with_context(messages, learned))
+        prompt = str(observation["prompt"])
+        return f"{learned}\n\n{prompt}" if learned else prompt
+
+    def choices(self, observation: JSON, context: Context) -> None:
+        return None
+
+    def parse(self, text: str, observation: JSON) -> JSON:
+        return text
+
+
+def context_text(context: Context) -> str:
+    """The recalled items as headed bullet lists ("" when nothing was recalled)."""
+    blocks = []
+    for name, heading in HEADINGS.items():
+        items: list[Recalled] = getattr(context, name)
+        if items:
+            blocks.append(heading + "\n" + "\n".join(f"- {r.item.text}" for r in items))
+    return "\n\n".join(blocks)
+
+
+def _message(message: Any) -> dict[str, str]:
+    if not isinstance(message, Mapping):
+        raise InvalidInput("each message is a dict with a role and a content", field="messages")
+    return {"role": str(message.get("role", "user")), "content": str(message.get("content") or "")}
+
+
+def _with_context(messages: list[dict[str, str]], learned: str) -> list[dict[str, str]]:
+    if not learned:
+        return messages
+    note = "Use what was learned from this user's earlier feedback where it helps.\n\n" + learned
+    if messages and messages[0]["role"] == "system":
+        messages[0] = {"role": "system", "content": messages[0]["content"].rstrip() + "\n\n" + note}
+    else:
+        messages.insert(0, {"role": "system", "content": note})
+    return messages
 
 
 def _snippet(r: Recalled) -> str:

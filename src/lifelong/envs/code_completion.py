@@ -40,7 +40,7 @@ from lifelong.experience.records import Scope
 from lifelong.utils.text import normalise
 from lifelong.utils.validation import check_scalar
 
-__all__ = ["CodeCompletion", "normalise", "source_files", "stdlib_files"]
+__all__ = ["CodeCompletion", "normalise", "observation_of", "source_files", "stdlib_files"]
 
 ACCEPT_REWARD = 0.75
 REJECT_REWARD = -0.25
@@ -172,15 +172,12 @@ class CodeCompletion(Env[dict[str, str], str | None]):
         before = lines[max(0, request.line - self.context_lines) : request.line]
         true = lines[request.line]
         indent = true[: len(true) - len(true.lstrip())]
-        recent = [normalise(line) for line in before if line.strip()][-self.query_lines :]
-        return {
-            "path": self._name(request.file),
-            "context": "\n".join(before),
-            "indent": indent,
-            "query": " / ".join(recent) + f" / {len(indent)}>"
-            if recent
-            else f"start of file / {len(indent)}>",
-        }
+        return observation_of(
+            "\n".join([*before, indent]),
+            self._name(request.file),
+            context_lines=self.context_lines,
+            query_lines=self.query_lines,
+        )
 
     def _name(self, file: int) -> str:
         path = self.paths[file]
@@ -213,6 +210,29 @@ class CodeCompletion(Env[dict[str, str], str | None]):
             "scope": self.scope,
         }
         return (None if done else self._observation()), reward, done, False, info
+
+
+def observation_of(
+    before: str, path: str = "untitled", *, context_lines: int = 40, query_lines: int = 2
+) -> dict[str, str]:
+    r"""The observation of a completion request whose cursor follows ``before`` — the file up to the
+    cursor, which stands after the current line's indentation: the path, the last ``context_lines``
+    lines, the indentation, and the text it is searched by (the last ``query_lines`` non-blank lines,
+    normalised, and the indentation's width). The service builds its requests' observations with it.
+
+    >>> observation_of("def f(x):\n    y = x\n    ", "m.py")["query"]
+    'def f(x): / y = x / 4>'
+    """
+    *lines, current = before.split("\n")
+    indent = current[: len(current) - len(current.lstrip())]
+    shown = lines[-context_lines:] if context_lines > 0 else []
+    recent = [normalise(line) for line in shown if line.strip()][-query_lines:]
+    return {
+        "path": path,
+        "context": "\n".join(shown),
+        "indent": indent,
+        "query": " / ".join(recent) + f" / {len(indent)}>" if recent else f"start of file / {len(indent)}>",
+    }
 
 
 def _common_root(paths: Sequence[Path]) -> str:

@@ -15,9 +15,9 @@ deterministic — for tests and for a first run before a neural embedder is inst
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -62,6 +62,97 @@ class Model(Protocol):
     def count_tokens(self, text: str) -> int:
         """How many tokens ``text`` takes in this model's vocabulary."""
         ...
+
+
+#: A chat message as every OpenAI-compatible server takes it: ``{"role": ..., "content": "..."}``.
+Message = Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Call:
+    """One model call: a completion of ``prompt`` (a string) or a chat turn (a tuple of messages).
+
+    ``choices`` constrains the answer to one of them (a label); ``extra`` holds other OpenAI fields
+    (``top_p``, ``seed``, ...) that an HTTP backend passes on.
+    """
+
+    prompt: str | tuple[Message, ...]
+    max_tokens: int = 64
+    stop: tuple[str, ...] = ()
+    temperature: float = 0.0
+    choices: tuple[str, ...] | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def chat(self) -> bool:
+        return not isinstance(self.prompt, str)
+
+    def text(self) -> str:
+        """What the call's prompt says, as one text (what a token budget counts)."""
+        if isinstance(self.prompt, str):
+            return self.prompt
+        return "\n".join(content_text(m.get("content")) for m in self.prompt)
+
+
+def generate(model: Model, call: Call) -> Completion:
+    """Run ``call`` on any :class:`Model`: a chat turn goes to the model's own ``chat`` when it has one
+    (an OpenAI-compatible server), else to ``complete`` as a plain transcript (a base model has no chat
+    template), the answer stripped."""
+    if not call.chat:
+        assert isinstance(call.prompt, str)
+        return model.complete(
+            call.prompt,
+            max_tokens=call.max_tokens,
+            stop=call.stop,
+            temperature=call.temperature,
+            choices=call.choices,
+        )
+    messages = tuple(call.prompt)
+    chat = getattr(model, "chat", None)
+    if callable(chat):
+        out: Completion = chat(
+            messages, max_tokens=call.max_tokens, temperature=call.temperature, stop=call.stop
+        )
+        return out
+    out = model.complete(
+        transcript(messages),
+        max_tokens=call.max_tokens,
+        stop=("\nUser:", *call.stop),
+        temperature=call.temperature,
+    )
+    return Completion(
+        out.text.strip(),
+        out.prompt_tokens,
+        out.completion_tokens,
+        out.seconds,
+        out.token_logprobs,
+        out.token_ids,
+        out.model_version,
+    )
+
+
+def transcript(messages: Sequence[Mapping[str, Any]]) -> str:
+    """Chat messages as a plain transcript a base model can continue."""
+    lines: list[str] = []
+    for message in messages:
+        role = str(message.get("role", "user"))
+        content = content_text(message.get("content"))
+        if role in ("system", "developer"):
+            lines.append(content.strip() + "\n")
+        else:
+            lines.append(f"{'Assistant' if role == 'assistant' else 'User'}: {content.strip()}")
+    return "\n".join(lines) + "\nAssistant:"
+
+
+def content_text(content: Any) -> str:
+    """The text of a message content: a string, or the text parts of a list of parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(
+            str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text"
+        )
+    return ""
 
 
 @runtime_checkable

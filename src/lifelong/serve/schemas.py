@@ -130,3 +130,183 @@ class Rollback(BaseModel):
     model_config = ConfigDict(extra="forbid")
     to: int | None = Field(None, ge=1)
     override: str | None = Field(None, min_length=1, max_length=1000)
+
+
+class AppDeclaration(BaseModel):
+    """An app: what it asks (``task``), the ``labels`` of a label app, an ``instruction`` (a label
+    prompt's first line, or a chat app's system message when the client sends none)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    task: Literal["chat", "label", "completion"]
+    labels: list[str] = Field(default_factory=list, max_length=10_000)
+    instruction: str | None = Field(None, max_length=4000)
+    harness: bool = Field(True, description="tune the prompt in the background (bounded model calls)")
+    misapply_cost: float = Field(
+        1.0, ge=0, le=100, description="chat: what serving a recalled answer to another question costs"
+    )
+
+
+# ------------------------------------------------------------------------------------------ replies
+
+
+class Reply(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class AppView(Reply):
+    name: str
+    task: str
+    labels: list[str]
+    instruction: str | None
+    harness: bool
+    misapply_cost: float
+
+
+class AppPut(AppView):
+    changed: bool
+
+
+class AppList(Reply):
+    data: list[AppView]
+
+
+class FeedbackResult(Reply):
+    ids: list[str]
+    interaction_id: str
+    duplicate: bool
+
+
+class MemoryView(Reply):
+    id: str
+    memory: str
+    user_id: str | None
+    key: str | None
+    created_at: float
+    updated_at: float
+    status: str
+    sources: list[str]
+    usefulness: float
+    score: float | None = None
+
+
+class MemoryList(Reply):
+    results: list[MemoryView]
+
+
+class MemoryAdded(MemoryList):
+    interaction_id: str
+
+
+class Forgotten(Reply):
+    forgotten: dict[str, Any]
+    clean: bool
+
+
+class InteractionView(Reply):
+    id: str
+    time: float
+    user: str | None
+    session: str | None
+    app: str | None
+    endpoint: str | None
+    query: JsonValue
+    answer: JsonValue
+    shadow: JsonValue
+    recalled: dict[str, Any]
+    score: float | None
+    shadow_score: float | None
+    feedback: list[dict[str, Any]]
+    right_answer: JsonValue
+
+
+class InteractionList(Reply):
+    data: list[InteractionView]
+
+
+class LearnerView(Reply):
+    name: str
+    app: str | None
+    class_: str = Field(alias="class")
+    version: int
+    items: int | None
+    promoted: int | None
+    versions: int
+    serving_from_seq: int
+
+
+class LearnerList(Reply):
+    data: list[LearnerView]
+
+
+class Versions(Reply):
+    learner: str
+    app: str | None
+    promoted: int | None
+    versions: list[dict[str, Any]]
+    history: list[dict[str, Any]]
+
+
+class Committed(Reply):
+    name: str
+    version: int
+    digest: str
+    metrics: dict[str, Any]
+
+
+class Promoted(Reply):
+    name: str
+    promoted: int
+
+
+class Diff(Reply):
+    changes: list[dict[str, Any]]
+
+
+class CurvePoint(Reply):
+    end: float
+    requests: int
+    served: float
+    paired: int
+    served_paired: float | None
+    shadow: float | None
+
+
+class Curve(Reply):
+    app: str | None = None
+    window: int
+    judged: int
+    paired: int
+    served: float | None
+    served_paired: float | None
+    shadow: float | None
+    right_served: float
+    right_shadow: float
+    points: list[CurvePoint]
+
+
+class TenantRow(Reply):
+    tenant: str
+    interactions: int
+
+
+class TenantList(Reply):
+    data: list[TenantRow]
+
+
+class ModelRow(Reply):
+    id: str
+    object: str = "model"
+    owned_by: str
+
+
+class ModelList(Reply):
+    object: str = "list"
+    data: list[ModelRow]
+
+
+class Health(Reply):
+    status: str
+    model: str
+    log_seq: int
+    tenants_loaded: int

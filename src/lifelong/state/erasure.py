@@ -45,7 +45,7 @@ import numpy as np
 
 from lifelong.errors import InvalidInput
 from lifelong.experience.log import ExperienceLog
-from lifelong.experience.records import JSON, Scope
+from lifelong.experience.records import JSON, Scope, Step
 from lifelong.learners.base import Learner
 from lifelong.models.base import CachedEmbedder
 from lifelong.storage import Cursor, Database, contains, read_sqlite_file
@@ -159,6 +159,7 @@ def forget(
     store: Any = None,
     learners: Mapping[str, Learner] | None = None,
     rebuild_with: Mapping[str, Callable[[], Learner]] | None = None,
+    steps_for: Callable[[str], Iterable[Step]] | None = None,
     caches: Iterable[CachedEmbedder] = (),
     verify: bool = True,
 ) -> ErasureReport:
@@ -166,7 +167,9 @@ def forget(
 
     ``store`` is a :class:`~lifelong.state.VersionStore` (or None); ``learners`` are the live learners by
     name, ``rebuild_with`` factories for those to rebuild (the rebuilt learners are in the report:
-    serve them instead of the old ones). ``verify=False`` skips the scan.
+    serve them instead of the old ones). A rebuilt learner learns the whole remaining log (its tenant's,
+    for a single-tenant learner), or ``steps_for(name)`` where the caller's learners each learn a part
+    of it (the service: one app of one tenant). ``verify=False`` skips the scan.
     """
     if not isinstance(scope, Scope):
         raise InvalidInput("forget needs a Scope, e.g. Scope('acme', user='ada')", field="scope")
@@ -193,8 +196,13 @@ def forget(
             report.rows_dropped.append(name)
         make = (rebuild_with or {}).get(name)
         if make is not None:
-            replay_scope = Scope(scope.tenant) if learner.tenancy == "single" else None
-            report.rebuilt[name] = rebuild(make, log, replay_scope)
+            if steps_for is not None:
+                fresh = make()
+                fresh.learn_many(steps_for(name))
+                report.rebuilt[name] = fresh
+            else:
+                replay_scope = Scope(scope.tenant) if learner.tenancy == "single" else None
+                report.rebuilt[name] = rebuild(make, log, replay_scope)
             continue
         # Shared parameters keep what the scope taught them: known from provenance, or (without a
         # store to ask) assumed for any learner that learned something.

@@ -20,7 +20,7 @@ import numpy as np
 from lifelong.errors import InvalidInput
 from lifelong.utils.validation import check_power_of_two
 
-__all__ = ["HashedText", "normalise", "text_of"]
+__all__ = ["HashedText", "normalise", "novelty", "text_of"]
 
 
 def normalise(text: str) -> str:
@@ -29,6 +29,20 @@ def normalise(text: str) -> str:
 
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def novelty(text: str, reference: str) -> float:
+    """The share of ``text``'s distinct words (three characters or more, case-folded) that ``reference``
+    lacks: 0 when every word of a question was asked before, 1 when none was.
+
+    >>> novelty("Which port is the production server on?", "Which port is the staging server on?")
+    0.2
+    """
+    words = {w for w in _WORD.findall(text.casefold()) if len(w) >= 3}
+    if not words:
+        return 0.0
+    known = set(_WORD.findall(reference.casefold()))
+    return len(words - known) / len(words)
 
 
 class HashedText:

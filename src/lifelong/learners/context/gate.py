@@ -19,6 +19,10 @@ saying less, which is no win for a user who then types more:
 - ``"chars"`` — expected characters saved: suggest the candidate with the largest
   ``p * len(text) - (1 - p) * reject_chars`` iff it is positive (a rejection costs the user about
   ``reject_chars`` characters of attention);
+- ``"answer"`` — for free-text answers, where silence is no option: serve the candidate of largest
+  ``p`` for a generated answer and ``p - misapply_cost * (1 - p)`` for a *recalled* one (the corrected
+  answer of an earlier request, ``direct`` or ``example``): a recalled answer served to a question it
+  does not answer (a correction misapplied) costs the user more than a generated answer that misses;
 - ``"keep"`` (the default) — reward *subject to not losing accepted work*: the threshold is the reward
   threshold, lowered to the ``keep_loss`` quantile of the current probabilities of the candidates that
   were right over the last ``window`` requests, so that (on recent evidence) at most a ``keep_loss``
@@ -31,7 +35,9 @@ When the frozen model's own answer is among the candidates (``plain``, see
 unless another source has beaten it where the two disagreed, by a margin its lower confidence bound
 clears — so learning never serves worse answers than the control; it only adds good ones and silence.
 
-Every candidate and its features are logged with the interaction (``metadata["gate"]``), and the right
+The features of every candidate are computed here, in one place (:func:`candidates`), from the
+candidate's answer and the request's :class:`Evidence`; agents and tests only say which candidates there
+are. Every candidate and its features are logged with the interaction (``metadata["gate"]``), and the right
 answer arrives as a correction even when the agent stayed silent, so the gate learns from every
 candidate of every request (full information: no exploration needed) and replays exactly from the log.
 Before it has learned anything the gate suggests everything (p = 0.5), as the frozen control does.
@@ -41,7 +47,8 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -52,15 +59,20 @@ from lifelong.utils.text import normalise
 from lifelong.utils.validation import check_choice, check_scalar
 
 #: What a gate can optimise (see the module docstring).
-OBJECTIVES = ("keep", "reward", "chars")
+OBJECTIVES = ("keep", "reward", "chars", "answer")
 
 #: Key of the interaction metadata that holds the candidates: ``[{"action": ..., "features": {...}}]``.
 GATE = "gate"
 
 
-#: The source of a candidate is named by its indicator feature; ``plain`` is the frozen model's answer.
+#: The source of a candidate is named by its indicator feature: ``plain`` is the frozen model's answer,
+#: ``model`` the model's answer with the learned context, ``direct`` the answer the experts recall for
+#: the request (the corrected answer of earlier requests like it), ``example`` the nearest example's.
 PLAIN = "plain"
-SOURCES = (PLAIN, "model", "example")
+SOURCES = (PLAIN, "model", "direct", "example")
+
+#: Sources whose answer was given to an earlier request (served to another question, it is misapplied).
+RECALLED_SOURCES = ("direct", "example")
 
 
 def source_of(features: Mapping[str, Any]) -> str:
@@ -77,6 +89,122 @@ def same_answer(a: JSON, b: JSON) -> bool:
     return bool(a == b)
 
 
+@dataclass(frozen=True)
+class Evidence:
+    """What a request's candidates are judged against, besides their own answers.
+
+    ``similarity`` is the nearest past example's similarity to the request and ``example_answer`` its
+    answer (for label tasks: the recalled examples' similarity vote, with its ``vote_share``);
+    ``seen`` the normalised lines already in the request's context (code being repeated); ``novelty``
+    the share of the request's words the nearest example's input lacks (a question that only *looks*
+    like an earlier one: "production" where it said "staging").
+    """
+
+    similarity: float = 0.0
+    example_answer: JSON = None
+    example_usefulness: float = 0.5
+    vote_share: float | None = None
+    seen: frozenset[str] = frozenset()
+    novelty: float | None = None
+
+
+def candidates(
+    evidence: Evidence,
+    *,
+    model: tuple[JSON, Sequence[float]] | None = None,
+    amended: bool = False,
+    plain: tuple[JSON, Sequence[float]] | None = None,
+    direct: tuple[JSON, float] | None = None,
+) -> list[tuple[JSON, dict[str, float]]]:
+    """The candidates a :class:`SuggestionGate` chooses from, with their features.
+
+    ``model`` is the model's answer with the learned context and its token log-probabilities
+    (``amended`` when a lesson replaced it); ``plain`` the model's answer without any recalled context
+    (the frozen control's), offered when it differs; ``direct`` the answer the experts recall for the
+    request with the combiner's probability, offered when it differs from both; the evidence's
+    ``example_answer`` comes last, when no candidate gives it already.
+    """
+    extra = {"vote_share": evidence.vote_share} if evidence.vote_share is not None else {}
+    example_answer = evidence.example_answer
+    options: list[tuple[JSON, dict[str, float]]] = []
+
+    def agrees(answer: JSON, other: JSON) -> float:
+        return float(other is not None and same_answer(answer, other))
+
+    def common(answer: JSON) -> dict[str, float]:
+        return {
+            "example_similarity": evidence.similarity,
+            "agrees_with_example": agrees(answer, example_answer),
+            "in_context": float(normalise(str(answer)) in evidence.seen),
+        }
+
+    def generated(lp: Sequence[float]) -> dict[str, float]:
+        logprobs = list(lp) or [0.0]
+        return {
+            "logprob_mean": sum(logprobs) / len(logprobs),
+            "p_mean": math.exp(sum(logprobs) / len(logprobs)),  # geometric mean of the token probabilities
+            "logprob_min": min(logprobs),
+            "tokens": len(lp) / 10.0,
+        }
+
+    def length(answer: JSON) -> float:
+        return min(len(str(answer)), 80) / 40.0
+
+    if model is not None and model[0] is not None:
+        answer = model[0]
+        options.append(
+            (
+                answer,
+                {
+                    "model": 1.0,
+                    **generated(model[1]),
+                    **common(answer),
+                    "amended_by_lesson": float(amended),
+                    **({"agrees_with_plain": 1.0} if plain is not None and agrees(answer, plain[0]) else {}),
+                    "length": length(answer),
+                    **extra,
+                },
+            )
+        )
+    taken = [a for a, _ in options]
+    if plain is not None and plain[0] is not None and not any(same_answer(a, plain[0]) for a in taken):
+        options.append(
+            (plain[0], {"plain": 1.0, **generated(plain[1]), **common(plain[0]), "length": length(plain[0])})
+        )
+    taken = [a for a, _ in options]
+    if direct is not None and direct[0] is not None and not any(same_answer(a, direct[0]) for a in taken):
+        answer, p = direct
+        options.append(
+            (
+                answer,
+                {
+                    "direct": 1.0,
+                    "combined_p": p,
+                    **common(answer),
+                    **({"novelty": evidence.novelty} if evidence.novelty is not None else {}),
+                    "length": length(answer),
+                },
+            )
+        )
+    taken = [a for a, _ in options]
+    if example_answer is not None and not any(same_answer(a, example_answer) for a in taken):
+        options.append(
+            (
+                example_answer,
+                {
+                    "example": 1.0,
+                    "example_similarity": evidence.similarity,
+                    "example_usefulness": evidence.example_usefulness,
+                    "in_context": float(normalise(str(example_answer)) in evidence.seen),
+                    **({"novelty": evidence.novelty} if evidence.novelty is not None else {}),
+                    "length": length(example_answer),
+                    **extra,
+                },
+            )
+        )
+    return options
+
+
 class SuggestionGate(Learner):
     """Online logistic regression over candidate features; see the module docstring."""
 
@@ -86,6 +214,7 @@ class SuggestionGate(Learner):
         objective: str = "keep",
         threshold: float = 0.25,
         reject_chars: float = 4.0,
+        misapply_cost: float = 1.0,
         keep_loss: float = 0.02,
         window: int = 200,
         min_right: int = 20,
@@ -99,6 +228,7 @@ class SuggestionGate(Learner):
         check_choice(objective, "objective", OBJECTIVES)
         check_scalar(threshold, "threshold", float, min_val=0, max_val=1, include_boundaries="left")
         check_scalar(reject_chars, "reject_chars", float, min_val=0)
+        check_scalar(misapply_cost, "misapply_cost", float, min_val=0)
         check_scalar(keep_loss, "keep_loss", float, min_val=0, max_val=1, include_boundaries="left")
         check_scalar(window, "window", int, min_val=1)
         check_scalar(min_right, "min_right", int, min_val=1)
@@ -106,6 +236,7 @@ class SuggestionGate(Learner):
         self.objective = objective
         self.threshold = threshold
         self.reject_chars = reject_chars
+        self.misapply_cost = misapply_cost
         self.keep_loss = keep_loss
         self.window = window
         self.min_right = min_right
@@ -126,11 +257,13 @@ class SuggestionGate(Learner):
         z = self.weights.get("bias", 0.0) + sum(self.weights.get(k, 0.0) * v for k, v in features.items())
         return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
-    def value(self, answer: JSON, p: float) -> float:
-        """The objective's expected value of suggesting ``answer`` (accepted with probability ``p``);
-        staying silent is worth 0."""
+    def value(self, answer: JSON, p: float, source: str = "model") -> float:
+        """The objective's expected value of suggesting ``answer`` (accepted with probability ``p``)
+        from ``source``; staying silent is worth 0 (the ``answer`` objective never stays silent)."""
         if self.objective == "chars":
             return p * len(str(answer).strip()) - (1.0 - p) * self.reject_chars
+        if self.objective == "answer":
+            return p - self.misapply_cost * (1.0 - p) if source in RECALLED_SOURCES else p
         return p - self.cut  # reward and keep: suggest above the (current) threshold
 
     def choose(self, candidates: list[tuple[JSON, dict[str, float]]]) -> tuple[JSON, float]:
@@ -143,6 +276,13 @@ class SuggestionGate(Learner):
         if not candidates:
             return None, 0.0
         sources = [source_of(features) for _, features in candidates]
+        if self.objective == "answer":  # never silent: the candidate of largest value
+            values = [
+                (self.value(a, self.probability(f), src), n)
+                for n, ((a, f), src) in enumerate(zip(candidates, sources, strict=True))
+            ]
+            _, best = max(values, key=lambda v: (v[0], -v[1]))
+            return candidates[best][0], self.probability(candidates[best][1])
         if PLAIN in sources:
             trusted = self.trusted_source()
             n = sources.index(trusted) if trusted in sources else sources.index(PLAIN)
@@ -161,6 +301,8 @@ class SuggestionGate(Learner):
         if action is None:
             return 0.0
         right = same_answer(action, truth)
+        if self.objective == "answer":
+            return 1.0 if right else 0.0
         if self.objective == "chars":
             return float(len(str(truth).strip())) if right else -self.reject_chars
         return 0.75 if right else -0.25

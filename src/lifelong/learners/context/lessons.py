@@ -45,6 +45,7 @@ from lifelong.learners.context.base import (
     outcome,
     query_text,
 )
+from lifelong.learners.context.gate import same_answer
 from lifelong.models.base import Embedder
 from lifelong.utils.validation import check_scalar
 
@@ -175,7 +176,7 @@ class Lessons(ContextLearner):
                 r.similarity >= self.amend_threshold
                 and payload.get("right") is not None
                 and isinstance(wrongs, list)
-                and answer in wrongs
+                and any(same_answer(answer, wrong) for wrong in wrongs)
             ):
                 return payload["right"]
         return answer

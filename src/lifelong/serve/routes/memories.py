@@ -1,0 +1,106 @@
+"""mem0's small API: ``/v1/memories`` (add, list), ``/v1/memories/search``, and forgetting a user."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+
+from lifelong.experience.records import Feedback, Interaction, Scope
+from lifelong.learners.context.base import Item
+from lifelong.serve.deps import ApiError, AppName, Caller, ServiceDep, checked
+from lifelong.serve.engine import APP
+from lifelong.serve.schemas import Forgotten, MemoryAdd, MemoryAdded, MemoryList, MemoryView
+
+router = APIRouter(tags=["memory"])
+
+User = Annotated[str, Query(min_length=1, max_length=256)]
+
+
+@router.post("/v1/memories")
+async def add_memory(
+    body: MemoryAdd, request: Request, who: Caller, svc: ServiceDep, app: AppName
+) -> MemoryAdded:
+    """Remember a ``text`` (or the user messages of ``messages``) for ``user_id``: logged as an
+    interaction with a ``remember`` outcome, learned from the log like any feedback."""
+    scope = checked(lambda: Scope(who.tenant, body.user_id, request.headers.get("x-lifelong-session")))
+    texts = (
+        [body.text]
+        if body.text is not None
+        else [m.content for m in body.messages or [] if m.role == "user" and m.content.strip()]
+    )
+    if not texts or not all(t.strip() for t in texts):
+        raise ApiError(422, "nothing to remember: the text (or every user message) is blank", param="text")
+    if app is not None:
+        await svc.in_engine(lambda: svc.engine.memory(who.tenant, app))  # 404 for an undeclared app
+    facts = [{"text": t.strip(), "key": body.key} for t in texts]
+    interaction = Interaction(
+        scope, "remember", metadata={"endpoint": "memories", **({APP: app} if app else {})}
+    )
+    remember = Feedback.outcome(interaction.id, {"remember": facts})
+    await svc.in_pool(lambda: svc.log.append_many([interaction, remember]))
+
+    def made() -> list[MemoryView]:
+        svc.engine.catch_up()
+        memory = svc.engine.memory(who.tenant, app)
+        return [memory_view(item) for item in memory.active_items() if interaction.id in item.sources]
+
+    return MemoryAdded(results=await svc.in_engine(made), interaction_id=interaction.id)
+
+
+@router.get("/v1/memories/search")
+async def search_memories(
+    who: Caller,
+    svc: ServiceDep,
+    app: AppName,
+    user_id: User,
+    query: Annotated[str, Query(min_length=1, max_length=10_000)],
+    limit: Annotated[int, Query(ge=1, le=100)] = 5,
+) -> MemoryList:
+    scope = checked(lambda: Scope(who.tenant, user_id))
+
+    def search() -> list[MemoryView]:
+        svc.engine.catch_up()
+        found = svc.engine.memory(who.tenant, app).recall(query, scope, k=limit)
+        return [memory_view(r.item, score=round(r.score, 6)) for r in found]
+
+    return MemoryList(results=await svc.in_engine(search))
+
+
+@router.get("/v1/memories")
+async def list_memories(
+    who: Caller,
+    svc: ServiceDep,
+    app: AppName,
+    user_id: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> MemoryList:
+    scope = checked(lambda: Scope(who.tenant, user_id))
+    items = await svc.in_engine(lambda: svc.engine.items(scope, "memory", app, limit=limit))
+    return MemoryList(results=[memory_view(item) for item in items])
+
+
+@router.delete("/v1/users/{user_id}")
+async def forget_user(user_id: str, who: Caller, svc: ServiceDep) -> Forgotten:
+    """Erase a user of the caller's tenant everywhere: the log, every app's learners, the snapshots,
+    provenance and caches; the report carries the scan that searched them all."""
+    scope = checked(lambda: Scope(who.tenant, user_id))
+    report = await svc.in_engine(lambda: svc.engine.forget(scope))
+    return Forgotten(forgotten=report.to_dict(), clean=report.clean)
+
+
+def memory_view(item: Item, score: float | None = None) -> MemoryView:
+    data: dict[str, Any] = {
+        "id": item.id,
+        "memory": item.text,
+        "user_id": item.user,
+        "key": item.payload.get("key"),
+        "created_at": item.created,
+        "updated_at": item.touched,
+        "status": item.status,
+        "sources": list(item.sources),
+        "usefulness": round(item.usefulness, 4),
+    }
+    if score is not None:
+        data["score"] = score
+    return MemoryView(**data)
