@@ -39,6 +39,8 @@ class Completion:
     token_ids: tuple[int, ...] = ()
     #: The version of the adapter that generated the text (trainable backends), else None.
     model_version: int | None = None
+    #: Why generation stopped, as the server said ("stop", "length", ...); None when the backend does not say.
+    finish_reason: str | None = None
 
 
 @runtime_checkable

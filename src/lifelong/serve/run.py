@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import tempfile
 from pathlib import Path
 
 from lifelong.experience.log import ExperienceLog
+from lifelong.models.openai_compat import OpenAICompatible
 from lifelong.serve.config import ENV_CONFIG, ServeConfig
-from lifelong.serve.upstream import HttpUpstream
 
 
 def check_backends(config: ServeConfig) -> None:
@@ -18,17 +17,11 @@ def check_backends(config: ServeConfig) -> None:
         Path(config.data_dir).mkdir(parents=True, exist_ok=True)
     ExperienceLog(config.log_url).close()
     if config.upstream is not None:
-        upstream = HttpUpstream(
+        # The client the service's HttpUpstream adapts, on its synchronous face: one try, 10 s at most.
+        with OpenAICompatible(
             config.upstream, model=config.model, api_key=config.upstream_api_key, retries=0, timeout=10.0
-        )
-
-        async def check() -> None:
-            try:
-                await upstream.check()
-            finally:
-                await upstream.aclose()
-
-        asyncio.run(check())
+        ) as upstream:
+            upstream.check()
 
 
 def serve(config: ServeConfig) -> None:
