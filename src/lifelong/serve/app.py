@@ -583,7 +583,7 @@ def create_app(config: ServeConfig | None = None, *, service: Service | None = N
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, Any]:
         s = svc()
-        await s.in_pool(lambda: s.log.db.run(lambda cur: cur.execute("SELECT 1"), write=False))
+        await s.in_pool(s.log.ping)
         return {
             "status": "ok",
             "model": s.upstream.name,
@@ -836,14 +836,7 @@ def _append_feedback(s: Service, tenant: str, body: FeedbackRequest) -> dict[str
 def _already_logged(s: Service, feedback_id: str, records: list[Feedback]) -> bool:
     """True when ``feedback_id`` was logged with exactly these records (a retry); Conflict when it was
     logged with other feedback."""
-    prefix = feedback_id + "."
-
-    def read(cur: Any) -> dict[str, Feedback]:
-        # A range on the unique id index: every id that starts with the prefix ('/' follows '.').
-        cur.execute("SELECT id, body FROM feedback WHERE id >= ? AND id < ?", (prefix, feedback_id + "/"))
-        return {row[0]: Feedback.from_dict(json.loads(row[1])) for row in cur.fetchall()}
-
-    stored = s.log.db.run(read, write=False)
+    stored = {f.id: f for f in s.log.feedback_with_id_prefix(feedback_id + ".")}  # a range on the id index
     if not stored:
         return False
     same = set(stored) == {f.id for f in records} and all(
@@ -1017,11 +1010,7 @@ def _step(step: Step) -> dict[str, Any]:
 
 
 def _tenants(log: ExperienceLog) -> list[dict[str, Any]]:
-    def read(cur: Any) -> list[dict[str, Any]]:
-        cur.execute("SELECT tenant, COUNT(*) FROM interactions GROUP BY tenant ORDER BY tenant")
-        return [{"tenant": t, "interactions": int(n)} for t, n in cur.fetchall()]
-
-    return log.db.run(read, write=False)
+    return [{"tenant": t, "interactions": n} for t, n in log.interactions_per_tenant()]
 
 
 def app_from_env() -> FastAPI:
