@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -210,3 +212,206 @@ def test_unreachable_postgres_names_the_url() -> None:
     with pytest.raises(BackendUnavailable) as info:
         ExperienceLog("postgresql://nobody:secret@127.0.0.1:1/test")
     assert "127.0.0.1:1" in str(info.value) and "secret" not in str(info.value)
+
+
+# -- the reads other modules make through the log (DESIGN principle 7) -----------------------------------
+
+
+def feedback_log(log: ExperienceLog) -> list[Feedback]:
+    """Two tenants' interactions with feedback in a known order; the feedback, in the order appended."""
+    fb: list[Feedback] = []
+    for n in range(5):
+        for scope in (ADA, Scope("other", "cy")):
+            i = interaction(scope, t=float(n))
+            f = Feedback.reward(i.id, float(n), time=float(n))
+            log.append_many([i, f])
+            fb.append(f)
+    return fb
+
+
+def test_feedback_after_pages_by_seq(log: ExperienceLog) -> None:
+    fb = feedback_log(log)
+    rows = log.feedback_after(0)
+    assert [step.feedback[0] for _, step in rows] == fb
+    seqs = [seq for seq, _ in rows]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 10
+    assert all(step.interaction.id == step.feedback[0].interaction_id for _, step in rows)
+    # Paging: the next page starts after the last seq returned.
+    first = log.feedback_after(0, limit=3)
+    assert first == rows[:3]
+    assert log.feedback_after(first[-1][0], limit=3) == rows[3:6]
+    assert log.feedback_after(seqs[-1]) == []
+    # A window of seqs, and one tenant's feedback.
+    assert log.feedback_after(seqs[1], upto=seqs[4]) == rows[2:5]
+    acme = log.feedback_after(0, tenant="acme")
+    assert [step.feedback[0] for _, step in acme] == fb[::2]
+    assert log.feedback_after(0, tenant="nobody") == []
+    assert log.max_feedback_seq() == seqs[-1]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"seq": -1}, "seq"),
+        ({"seq": "0"}, "seq"),
+        ({"seq": True}, "seq"),
+        ({"seq": 0, "upto": 1.5}, "upto"),
+        ({"seq": 0, "tenant": 3}, "tenant"),
+        ({"seq": 0, "limit": 0}, "limit"),
+        ({"seq": 0, "limit": 10**6}, "limit"),
+    ],
+)
+def test_feedback_after_refuses_bad_input(log: ExperienceLog, kwargs: dict[str, object], field: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        log.feedback_after(**kwargs)  # type: ignore[arg-type]
+    assert info.value.field == field
+
+
+def test_feedback_seqs_at_the_end(log: ExperienceLog) -> None:
+    assert log.max_feedback_seq() == 0
+    assert log.last_feedback_seqs(10) == (0, [])
+    feedback_log(log)
+    seqs = [seq for seq, _ in log.feedback_after(0)]
+    assert log.max_feedback_seq() == seqs[-1]
+    top, recent = log.last_feedback_seqs(10_000)
+    assert (top, recent) == (seqs[-1], seqs)
+    top, recent = log.last_feedback_seqs(seqs[-1] - seqs[6])
+    assert recent == seqs[7:]
+    assert log.last_feedback_seqs(0) == (seqs[-1], [])
+    for bad in (-1, None, 2.0):
+        with pytest.raises(InvalidInput) as info:
+            log.last_feedback_seqs(bad)  # type: ignore[arg-type]
+        assert info.value.field == "window"
+
+
+def test_feedback_with_id_prefix(log: ExperienceLog) -> None:
+    i = interaction()
+    records = [
+        Feedback.accept(i.id, id="req-1.accept"),
+        Feedback.reward(i.id, 1.0, id="req-1.reward"),
+        Feedback.reward(i.id, 0.0, id="req-10.reward"),  # another request whose id extends this one's
+        Feedback.reward(i.id, 0.5, id="req-1/x"),  # '/' follows '.': just past the range
+        Feedback.reward(i.id, 0.5, id="req-0.reward"),
+    ]
+    log.append_many([i, *records])
+    assert log.feedback_with_id_prefix("req-1.") == records[:2]
+    assert [f.id for f in log.feedback_with_id_prefix("req-1")] == [
+        "req-1.accept",
+        "req-1.reward",
+        "req-1/x",
+        "req-10.reward",
+    ]
+    assert [f.id for f in log.feedback_with_id_prefix("req-")] == sorted(f.id for f in records)
+    assert log.feedback_with_id_prefix("req-2.") == []
+    assert log.feedback_with_id_prefix("req-1.\x00") == []  # no stored id holds a control character
+    top = "req-\U0010ffff"  # no character follows the last one: the range is open above
+    log.append(Feedback.accept(i.id, id=top + ".accept"))
+    assert [f.id for f in log.feedback_with_id_prefix(top)] == [top + ".accept"]
+    for bad in ("", None, 7):
+        with pytest.raises(InvalidInput) as info:
+            log.feedback_with_id_prefix(bad)  # type: ignore[arg-type]
+        assert info.value.field == "prefix"
+
+
+def test_tenant_of_and_interactions_per_tenant(log: ExperienceLog) -> None:
+    assert log.interactions_per_tenant() == []
+    a, b, c = interaction(ADA), interaction(BOB), interaction(Scope("zeta", "z"))
+    log.append_many([c, a, b])
+    assert log.tenant_of(a.id) == "acme" and log.tenant_of(c.id) == "zeta"
+    assert log.tenant_of("missing") is None and log.tenant_of("") is None
+    assert log.tenant_of("bad\x00id") is None  # not a storable id: not held (PostgreSQL refuses NUL)
+    assert log.interactions_per_tenant() == [("acme", 2), ("zeta", 1)]
+    with pytest.raises(InvalidInput) as info:
+        log.tenant_of(None)  # type: ignore[arg-type]
+    assert info.value.field == "interaction_id"
+
+
+def test_ping(log: ExperienceLog) -> None:
+    assert log.ping() is None
+
+
+def test_erasure_reads(log: ExperienceLog) -> None:
+    shared = 'a line with "quotes" and ünïcode'
+    a = Interaction(ADA, shared, "ada's own answer", time=1.0)
+    b = Interaction(BOB, "bob asks", shared, time=2.0)
+    log.append_many([a, b, Feedback.correction(a.id, "the right answer", time=3.0)])
+    found = log.count_holding([shared, a.id, "the right answer", "nowhere at all"])
+    assert list(found) == list(log_module.TEXT_COLUMNS)
+    assert found["interactions.body"] == {shared: 2, a.id: 1}
+    assert found["feedback.body"] == {a.id: 1, "the right answer": 1}
+    assert found["feedback.interaction_id"] == {a.id: 1}
+    assert log.count_holding([]) == {column: {} for column in log_module.TEXT_COLUMNS}
+    assert log.held_texts({shared, "ada's own answer", "nowhere at all"}) == {shared, "ada's own answer"}
+    assert log.held_texts([]) == set()
+    for method, field in ((log.count_holding, "needles"), (log.held_texts, "texts")):
+        for bad in ("one string", None, [1]):
+            with pytest.raises(InvalidInput) as info:
+                method(bad)  # type: ignore[operator]
+            assert info.value.field == field
+
+
+def test_secure_forget_leaves_no_bytes_in_sqlite_files(log: ExperienceLog) -> None:
+    from lifelong.storage import read_sqlite_file
+
+    secret = "a secret only ada wrote down"
+    a, b = Interaction(ADA, secret, "ok", time=1.0), interaction(BOB)
+    log.append_many([a, b, Feedback.correction(a.id, secret + " again")])
+    report = log.forget(Scope("acme", "ada"), secure=True)
+    assert (report.interactions, report.feedback) == (1, 1)
+    assert log.held_texts([secret]) == set() and log.tenant_of(b.id) == "acme"
+    if log.db.dialect == "sqlite":
+        path = Path(log.db.path)  # type: ignore[attr-defined]
+        for file in (path, path.with_name(path.name + "-wal")):
+            if file.is_file():
+                assert secret.encode() not in read_sqlite_file(file)
+                assert a.id.encode() not in read_sqlite_file(file)
+    with pytest.raises(InvalidInput) as info:
+        log.forget(Scope("acme", "bob"), secure="yes")  # type: ignore[arg-type]
+    assert info.value.field == "secure"
+    assert log.tenant_of(b.id) == "acme"  # refused before anything was deleted
+
+
+def test_seq_and_id_reads_use_their_indexes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # One query per call, a range on an index: the primary key (seq) or the unique id index.
+    log = ExperienceLog(tmp_path / "plans.db")
+    feedback_log(log)
+    captured: list[tuple[str, list[Any]]] = []
+    run = log.db.run
+
+    class Recording:
+        def __init__(self, cur: Any) -> None:
+            self.cur = cur
+
+        def execute(self, sql: str, params: Any = ()) -> Any:
+            captured.append((sql, list(params)))
+            return self.cur.execute(sql, params)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.cur, name)
+
+    monkeypatch.setattr(
+        log.db, "run", lambda fn, write=True: run(lambda cur: fn(Recording(cur)), write=write)
+    )
+
+    def plans(read: Callable[[], object]) -> list[str]:
+        captured.clear()
+        read()
+        queries = list(captured)
+        return [
+            " / ".join(
+                str(r[-1])
+                for r in run(lambda cur, q=q: cur.execute("EXPLAIN QUERY PLAN " + q[0], q[1]).fetchall())
+            )
+            for q in queries
+        ]
+
+    for read in (lambda: log.feedback_after(0), lambda: log.feedback_after(3, upto=8, limit=2)):
+        (plan,) = plans(read)
+        assert "INTEGER PRIMARY KEY (rowid>?" in plan and "TEMP B-TREE" not in plan, plan
+    assert len(plans(lambda: log.feedback_after(3, upto=8, tenant="acme"))) == 1
+    (plan,) = plans(lambda: log.feedback_with_id_prefix("req-1."))
+    assert "sqlite_autoindex_feedback" in plan and "(id>? AND id<?)" in plan and "TEMP B-TREE" not in plan, (
+        plan
+    )
+    (plan,) = plans(lambda: log.tenant_of("x"))
+    assert "sqlite_autoindex_interactions" in plan and "(id=?)" in plan, plan

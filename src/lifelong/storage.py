@@ -566,6 +566,36 @@ def read_sqlite_file(path: Path) -> bytes:
     return b"".join(parts)
 
 
+def secure_delete(db: Database) -> None:
+    """Make this thread's SQLite connection zero the pages it frees (deleted rows do not linger).
+
+    The setting stays on for the connection. Nothing is done on PostgreSQL (see docs/architecture.md).
+    """
+    if db.dialect == "sqlite":
+        db.connection().execute("PRAGMA secure_delete=ON")
+
+
+def scrub(db: Database, tables: Sequence[str]) -> None:
+    """Make deleted rows leave SQLite's files: rebuild the indexes of ``tables`` and checkpoint the WAL.
+
+    ``secure_delete`` zeroes deleted cells, but an index's interior pages keep *copies* of keys as
+    dividers, deleted ones included (the reliability campaign found an erased interaction id in
+    the provenance index that way); REINDEX writes the indexes anew and frees (zeroes) the old pages.
+    The checkpoint then copies the WAL into the database and truncates it. Costs one pass over each
+    table; on PostgreSQL nothing is done here (see docs/architecture.md). Each module scrubs only
+    tables it owns: the experience log its own (``ExperienceLog.forget(scope, secure=True)``).
+    """
+    if db.dialect != "sqlite":
+        return
+
+    def reindex(cur: Cursor) -> None:
+        for table in tables:
+            cur.execute(f"REINDEX {table}")
+
+    db.run(reindex)
+    db.connection().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
 def contains(dialect: Dialect, column: str) -> str:
     """SQL true when ``column`` holds the next ``?`` parameter as a substring (no LIKE escaping needed)."""
     return f"instr({column}, ?) > 0" if dialect == "sqlite" else f"strpos({column}, ?) > 0"

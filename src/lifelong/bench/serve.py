@@ -247,7 +247,7 @@ def seed_tenant(log_url: str, pairs: list[tuple[str, str]], cache: Path) -> dict
     for step in steps:
         bank.learn(step)
     store = VersionStore(log_url)
-    top = log.db.run(lambda cur: cur.execute("SELECT MAX(seq) FROM feedback").fetchone()[0], write=False)
+    top = log.max_feedback_seq()
     info = store.commit(bank, message=f"{len(pairs)} seeded items", metrics={"log_seq": int(top)})
     store.promote(bank.name, info.version, override="benchmark seed")
     Events(log.db).emit(TENANT, "serve", "examples", info.version, int(top))

@@ -34,14 +34,27 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lifelong.errors import Conflict, InvalidInput, NotFound
-from lifelong.experience.records import Feedback, Interaction, Scope, Step, canonical_json
+from lifelong.experience.records import _BAD_NAME_CHAR, Feedback, Interaction, Scope, Step, canonical_json
 from lifelong.files import atomic_open
-from lifelong.storage import Cursor, Database, chunks, open_database, placeholders, redact
+from lifelong.storage import (
+    Cursor,
+    Database,
+    chunks,
+    contains,
+    open_database,
+    placeholders,
+    redact,
+    scrub,
+    secure_delete,
+)
 
 Origin = Callable[[str], str]  # a record id -> where it came from, for messages ("" when obvious)
 
 SCHEMA_VERSION = 1
 PAGE_SIZE = 1000
+
+#: Where the log stores text that erasure searches (see :meth:`ExperienceLog.count_holding`).
+TEXT_COLUMNS = ("interactions.body", "feedback.body", "feedback.interaction_id")
 
 
 @dataclass(frozen=True)
@@ -467,6 +480,131 @@ class ExperienceLog:
 
         return self.db.run(read, write=False)
 
+    def interactions_per_tenant(self) -> list[tuple[str, int]]:
+        """Every tenant with its number of interactions, ordered by tenant."""
+
+        def read(cur: Cursor) -> list[tuple[str, int]]:
+            cur.execute("SELECT tenant, COUNT(*) FROM interactions GROUP BY tenant ORDER BY tenant")
+            return [(str(t), int(n)) for t, n in cur.fetchall()]
+
+        return self.db.run(read, write=False)
+
+    def tenant_of(self, interaction_id: str) -> str | None:
+        """The tenant of the interaction with this id; None when the log holds no such interaction.
+
+        One read on the unique id index. An id no record can have (a control character, say) is
+        simply not held: None.
+        """
+        if not isinstance(interaction_id, str):
+            raise InvalidInput(
+                f"must be a string, got {type(interaction_id).__name__}", field="interaction_id"
+            )
+        if not _storable(interaction_id):
+            return None
+
+        def read(cur: Cursor) -> Any:
+            cur.execute("SELECT tenant FROM interactions WHERE id = ?", (interaction_id,))
+            return cur.fetchone()
+
+        row = self.db.run(read, write=False)
+        return None if row is None else str(row[0])
+
+    def feedback_with_id_prefix(self, prefix: str) -> list[Feedback]:
+        """Every stored piece of feedback whose id starts with ``prefix``, ordered by id.
+
+        One read: a range on the unique id index (``prefix <= id < next``, ``next`` being the prefix
+        with its last character incremented; the rows are checked for the prefix too). The service
+        files the records of one idempotent feedback request under ``<feedback_id>.<kind>``.
+        """
+        if not isinstance(prefix, str) or not prefix:
+            got = repr(prefix) if isinstance(prefix, str) else type(prefix).__name__
+            raise InvalidInput(f"must be a non-empty string, got {got}", field="prefix")
+        if not _storable(prefix):
+            return []
+        upper = _prefix_end(prefix)
+        sql = "SELECT id, body FROM feedback WHERE id >= ?" + ("" if upper is None else " AND id < ?")
+        params = [prefix] if upper is None else [prefix, upper]
+
+        def read(cur: Cursor) -> list[Feedback]:
+            cur.execute(sql + " ORDER BY id", params)
+            return [
+                Feedback.from_dict(json.loads(body)) for rid, body in cur.fetchall() if rid.startswith(prefix)
+            ]
+
+        return self.db.run(read, write=False)
+
+    # -- following the log by seq -----------------------------------------------------------------
+    # Every record gets a ``seq`` that grows with each append. Readers that must see every piece of
+    # feedback exactly once (the service's workers, :mod:`lifelong.serve.follow`) page by seq; on
+    # PostgreSQL a row may become visible after rows with higher seqs (its transaction commits later),
+    # which such a reader has to allow for (:class:`lifelong.serve.follow.Tail` does).
+
+    def max_feedback_seq(self) -> int:
+        """The highest seq of any stored feedback (0 for none)."""
+
+        def read(cur: Cursor) -> int:
+            cur.execute("SELECT MAX(seq) FROM feedback")
+            return int(cur.fetchone()[0] or 0)
+
+        return self.db.run(read, write=False)
+
+    def last_feedback_seqs(self, window: int) -> tuple[int, list[int]]:
+        """The highest feedback seq (0 for none) and, ascending, every feedback seq above it minus ``window``.
+
+        Read in one transaction: where a reader starts following the log's end, the seqs missing among
+        the last ``window`` may belong to transactions that have not committed yet.
+        """
+        window = _count(window, "window", 0)
+
+        def read(cur: Cursor) -> tuple[int, list[int]]:
+            cur.execute("SELECT MAX(seq) FROM feedback")
+            top = int(cur.fetchone()[0] or 0)
+            cur.execute("SELECT seq FROM feedback WHERE seq > ?", (top - window,))
+            return top, sorted(int(r[0]) for r in cur.fetchall())
+
+        return self.db.run(read, write=False)
+
+    def feedback_after(
+        self, seq: int, *, tenant: str | None = None, upto: int | None = None, limit: int = PAGE_SIZE
+    ) -> list[tuple[int, Step]]:
+        """Up to ``limit`` pieces of feedback with a seq above ``seq`` (and at most ``upto``), by seq.
+
+        Each comes as ``(seq, step)``: the feedback's interaction with that one piece of feedback, as an
+        online learner that learns on every arrival sees it. ``tenant`` keeps the feedback on that
+        tenant's interactions. One query, a range on the feedback's primary key; read the next page
+        from the last seq returned (fewer than ``limit`` rows: the end for now).
+        """
+        seq = _count(seq, "seq", 0)
+        where = ["f.seq > ?"]
+        params: list[Any] = [seq]
+        if upto is not None:
+            where.append("f.seq <= ?")
+            params.append(_count(upto, "upto", 0))
+        if tenant is not None:
+            if not isinstance(tenant, str):
+                raise InvalidInput(f"must be a string or None, got {type(tenant).__name__}", field="tenant")
+            where.append("i.tenant = ?")
+            params.append(tenant)
+        limit = _count(limit, "limit", 1, 100_000)
+        sql = (
+            "SELECT f.seq, i.body, f.body FROM feedback f JOIN interactions i ON i.id = f.interaction_id "
+            f"WHERE {' AND '.join(where)} ORDER BY f.seq LIMIT {limit}"
+        )
+
+        def read(cur: Cursor) -> list[tuple[int, Step]]:
+            cur.execute(sql, params)
+            return [
+                (int(n), Step(Interaction.from_dict(json.loads(i)), (Feedback.from_dict(json.loads(f)),)))
+                for n, i, f in cur.fetchall()
+            ]
+
+        return self.db.run(read, write=False)
+
+    def ping(self) -> None:
+        """One trivial read: returns when the log's database answers, else raises
+        :class:`~lifelong.errors.BackendUnavailable` (a health check)."""
+        self.db.run(lambda cur: cur.execute("SELECT 1"), write=False)
+
     # -- export / import --------------------------------------------------------------------------
     def export_jsonl(
         self,
@@ -539,15 +677,23 @@ class ExperienceLog:
         return self.db.run(write_all)
 
     # -- forgetting -------------------------------------------------------------------------------
-    def forget(self, scope: Scope) -> ForgetReport:
+    def forget(self, scope: Scope, *, secure: bool = False) -> ForgetReport:
         """Delete every interaction in ``scope`` and all their feedback, in one transaction.
 
         The only exception to append-only: a user's right to be forgotten. Learned state derived from
         these interactions is found through the version store's provenance
         (:meth:`lifelong.state.VersionStore.derived_from`).
+
+        ``secure=True`` (erasure, :func:`lifelong.state.erasure.forget`) also makes the deleted bytes
+        leave SQLite's files: this thread's connection zeroes the pages it frees (``PRAGMA
+        secure_delete``, left on for the connection), then the log's indexes are rebuilt (interior index
+        pages keep copies of deleted keys) and the WAL is checkpointed and truncated
+        (:func:`lifelong.storage.scrub`). Nothing more is done on PostgreSQL.
         """
         if not isinstance(scope, Scope):
             raise InvalidInput("forget needs a Scope (e.g. Scope(user='ada'))", field="scope")
+        if not isinstance(secure, bool):
+            raise InvalidInput(f"must be True or False, got {secure!r}", field="secure")
         where, params = _filters("interactions", scope)
         clause = " AND ".join(where)
 
@@ -562,7 +708,61 @@ class ExperienceLog:
             cur.execute(f"DELETE FROM interactions WHERE {clause}", params)
             return ForgetReport(scope, cur.rowcount, n_feedback, ids)
 
-        return self.db.run(delete)
+        if secure:
+            secure_delete(self.db)
+        report = self.db.run(delete)
+        if secure:
+            scrub(self.db, ("interactions", "feedback"))
+        return report
+
+    def count_holding(self, needles: Sequence[str]) -> dict[str, dict[str, int]]:
+        """For each place the log stores text (:data:`TEXT_COLUMNS`, as ``table.column``), how many rows
+        hold each needle; needles no row holds are left out, every place is a key.
+
+        A needle is matched as canonical JSON stores it (escaped). Erasure's proof that a scope's ids and
+        texts are gone, not a hot path: one read transaction, one substring count per needle and place
+        (a pass over the table each).
+        """
+        wanted = _strings(needles, "needles")
+        found: dict[str, dict[str, int]] = {column: {} for column in TEXT_COLUMNS}
+        if not wanted:
+            return found
+
+        def read(cur: Cursor) -> None:
+            for column in TEXT_COLUMNS:
+                table, name = column.split(".")
+                for needle in wanted:
+                    escaped = json.dumps(needle)[1:-1]  # how canonical JSON stores it
+                    cur.execute(
+                        f"SELECT COUNT(*) FROM {table} WHERE {contains(self.db.dialect, name)}", (escaped,)
+                    )
+                    count = int(cur.fetchone()[0])
+                    if count:
+                        found[column][needle] = count
+
+        self.db.run(read, write=False)
+        return found
+
+    def held_texts(self, texts: Iterable[str]) -> set[str]:
+        """The texts that some stored interaction or feedback still holds (matched as canonical JSON
+        stores them). One read transaction, one query per text that stops at the first row holding it."""
+        wanted = _strings(texts, "texts")
+        holds = contains(self.db.dialect, "body")
+
+        def read(cur: Cursor) -> set[str]:
+            held = set()
+            for text in wanted:
+                escaped = json.dumps(text)[1:-1]
+                cur.execute(
+                    f"SELECT 1 FROM interactions WHERE {holds} UNION ALL "
+                    f"SELECT 1 FROM feedback WHERE {holds} LIMIT 1",
+                    (escaped, escaped),
+                )
+                if cur.fetchone() is not None:
+                    held.add(text)
+            return held
+
+        return self.db.run(read, write=False) if wanted else set()
 
 
 @dataclass
@@ -668,6 +868,47 @@ def _bound(value: float | None, name: str) -> float | None:
     if math.isnan(number):
         raise InvalidInput("must be a number of seconds or None, got nan", field=name)
     return number
+
+
+def _count(value: Any, name: str, low: int, high: int | None = None) -> int:
+    """``value`` if it is an integer (not a bool) in ``[low, high]``; else InvalidInput naming ``name``."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < low
+        or (high is not None and value > high)
+    ):
+        bounds = f"in [{low}, {high}]" if high is not None else f">= {low}"
+        raise InvalidInput(f"must be an integer {bounds}, got {value!r}", field=name)
+    return value
+
+
+def _strings(values: Iterable[str], name: str) -> list[str]:
+    """``values`` as a list of strings (duplicates dropped, order kept); InvalidInput naming ``name``."""
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise InvalidInput(f"must be a collection of strings, got {type(values).__name__}", field=name)
+    out = list(dict.fromkeys(values))
+    bad = next((v for v in out if not isinstance(v, str)), None)
+    if bad is not None:
+        raise InvalidInput(f"must hold only strings, got {type(bad).__name__}", field=name)
+    return out
+
+
+def _storable(text: str) -> bool:
+    """False for text no stored id can hold (control or unpaired characters: see records)."""
+    return text.isprintable() or _BAD_NAME_CHAR.search(text) is None
+
+
+def _prefix_end(prefix: str) -> str | None:
+    """The least string above every string that starts with ``prefix`` (None: there is none), for a
+    range scan: its last character that can be incremented, incremented, and what follows dropped."""
+    for at in range(len(prefix) - 1, -1, -1):
+        code = ord(prefix[at]) + 1
+        if 0xD800 <= code <= 0xDFFF:  # surrogates are not text: skip to the next character
+            code = 0xE000
+        if code <= 0x10FFFF:
+            return prefix[:at] + chr(code)
+    return None
 
 
 def _filters(alias: str, scope: Scope | None) -> tuple[list[str], list[Any]]:

@@ -44,10 +44,9 @@ from lifelong.learners.base import Learner
 from lifelong.learners.context.base import ContextLearner, Item
 from lifelong.models.base import CachedEmbedder, Completion, Embedder, Model
 from lifelong.serve.apps import AppStore
-from lifelong.serve.follow import PAGE, Event, Events, Tail, read_feedback
+from lifelong.serve.follow import PAGE, Event, Events, Tail
 from lifelong.state.erasure import ErasureReport, forget
 from lifelong.state.store import VersionInfo, VersionStore
-from lifelong.storage import Cursor
 
 #: Key of the interaction metadata naming the app a request belonged to (absent: undeclared).
 APP = "app"
@@ -124,15 +123,9 @@ class Engine:
     def _start_at_end(self) -> None:
         """Begin following at the log's end; the seqs missing among the last ones may still commit."""
 
-        def read(cur: Cursor) -> tuple[int, list[int]]:
-            cur.execute("SELECT MAX(seq) FROM feedback")
-            top = int(cur.fetchone()[0] or 0)
-            cur.execute("SELECT seq FROM feedback WHERE seq > ?", (top - 10_000,))
-            return top, [int(r[0]) for r in cur.fetchall()]
-
-        top, recent = self.log.db.run(read, write=False)
+        top, recent = self.log.last_feedback_seqs(10_000)
         self.tail.cursor = max(0, top - 10_000)
-        self.tail.take(sorted(set(recent)))  # the gaps among them become holes, re-read for a while
+        self.tail.take(recent)  # the gaps among them become holes, re-read for a while
         self.event_tail.cursor = self.events.high()
 
     def catch_up(self) -> int:
@@ -152,10 +145,10 @@ class Engine:
     def _new_feedback(self) -> Iterator[tuple[int, Step]]:
         rows: list[tuple[int, Step]] = []
         for hole in list(self.tail.holes):
-            rows += read_feedback(self.log.db, hole.low - 1, upto=hole.high)
+            rows += self.log.feedback_after(hole.low - 1, upto=hole.high, limit=PAGE)
         after = self.tail.high
         while True:
-            page = read_feedback(self.log.db, after)
+            page = self.log.feedback_after(after, limit=PAGE)
             rows += page
             if len(page) < PAGE:
                 break
@@ -209,7 +202,7 @@ class Engine:
         upto = self.tail.high
         name = None if state.app is None else state.app.name
         while after < upto:
-            page = read_feedback(self.log.db, after, tenant=state.tenant, upto=upto)
+            page = self.log.feedback_after(after, tenant=state.tenant, upto=upto, limit=PAGE)
             for seq, step in page:
                 if self.tail.applied(seq) and app_of(step.interaction) == name:
                     yield seq, step
@@ -535,14 +528,8 @@ class TenantOf:
         with self._lock:
             known = self._known.get(interaction_id)
         if known is None:
-
-            def read(cur: Cursor) -> Any:
-                cur.execute("SELECT tenant FROM interactions WHERE id = ?", (interaction_id,))
-                return cur.fetchone()
-
-            row = self.log.db.run(read, write=False)
-            if row is not None:
-                known = str(row[0])
+            known = self.log.tenant_of(interaction_id)
+            if known is not None:
                 self.remember(interaction_id, known)
         if known != tenant:
             raise NotFound(f"no interaction {interaction_id!r}")

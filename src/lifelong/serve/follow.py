@@ -2,7 +2,8 @@
 
 "The log is the truth": a worker never learns from a request it handled directly. Feedback is appended
 to the experience log (and acknowledged once it is durable); every worker — the one that took it
-included — reads new feedback rows by their ``seq`` and learns from them before it answers its next
+included — reads new feedback rows by their ``seq``
+(:meth:`~lifelong.experience.ExperienceLog.feedback_after`) and learns from them before it answers its next
 request (and every ``poll`` seconds when idle). So N workers on one PostgreSQL log hold the same learned
 state, a worker that restarts rebuilds it from the promoted snapshots plus the log after them, and a
 crash between the append and the learning loses nothing.
@@ -23,13 +24,10 @@ learners and versions, never users, so erasure leaves nothing in them.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from lifelong.experience.records import Feedback, Interaction, Step
 from lifelong.storage import Cursor, Database, schema_lock
 
 PAGE = 1000
@@ -99,33 +97,6 @@ class Tail:
         if top > self.cursor:
             self.cursor = top
             self.seen = {s for s in self.seen if s > top}
-
-
-def read_feedback(
-    db: Database, after: int, *, tenant: str | None = None, upto: int | None = None, limit: int = PAGE
-) -> list[tuple[int, Step]]:
-    """Feedback rows with seq > ``after`` (and <= ``upto``), each as (seq, one-feedback Step), by seq."""
-    where = ["f.seq > ?"]
-    params: list[Any] = [after]
-    if upto is not None:
-        where.append("f.seq <= ?")
-        params.append(upto)
-    if tenant is not None:
-        where.append("i.tenant = ?")
-        params.append(tenant)
-    sql = (
-        "SELECT f.seq, i.body, f.body FROM feedback f JOIN interactions i ON i.id = f.interaction_id "
-        f"WHERE {' AND '.join(where)} ORDER BY f.seq LIMIT {int(limit)}"
-    )
-
-    def read(cur: Cursor) -> list[tuple[int, Step]]:
-        cur.execute(sql, params)
-        return [
-            (int(seq), Step(Interaction.from_dict(json.loads(i)), (Feedback.from_dict(json.loads(f)),)))
-            for seq, i, f in cur.fetchall()
-        ]
-
-    return db.run(read, write=False)
 
 
 # ------------------------------------------------------------------------------------------ events

@@ -5,10 +5,11 @@ the provenance and the caches — and a scan proves that nothing of them is left
 
 1. **Footprint.** Read the scope's interactions first: their ids, their feedback ids, and their texts
    (every string of at least :data:`MIN_TEXT` characters in an observation, an action or a correction).
-2. **Log.** Delete the interactions and their feedback in one transaction. On SQLite the connection
-   deletes with ``PRAGMA secure_delete`` (freed pages are zeroed), the tables' indexes are rebuilt
-   (interior index pages keep copies of deleted keys) and the WAL is checkpointed and truncated, so the
-   deleted bytes do not linger in the database files.
+2. **Log.** Delete the interactions and their feedback in one transaction
+   (``ExperienceLog.forget(scope, secure=True)``). On SQLite the connection deletes with ``PRAGMA
+   secure_delete`` (freed pages are zeroed), the log's indexes are rebuilt (interior index pages keep
+   copies of deleted keys) and the WAL is checkpointed and truncated, so the deleted bytes do not
+   linger in the database files.
 3. **Live learners.** A learner named in ``rebuild_with`` is replaced by a fresh one that replays the
    remaining log (its tenant's part for a single-tenant learner) — the only way to take a user out of
    shared parameters (item embeddings, weights, counts). The others drop what they hold of the user in
@@ -48,7 +49,7 @@ from lifelong.experience.log import ExperienceLog
 from lifelong.experience.records import JSON, Scope, Step
 from lifelong.learners.base import Learner
 from lifelong.models.base import CachedEmbedder
-from lifelong.storage import Cursor, Database, contains, read_sqlite_file
+from lifelong.storage import Cursor, Database, contains, read_sqlite_file, scrub, secure_delete
 
 #: Shorter strings ("yes", "4", a label) are too common to be anyone's own; they are not searched for.
 MIN_TEXT = 8
@@ -180,9 +181,7 @@ def forget(
     if unknown:
         raise InvalidInput(f"no learner named {sorted(unknown)} to rebuild", field="rebuild_with")
     found = footprint(log, scope)
-    secure(log.db)
-    deleted = log.forget(scope)
-    scrub(log.db, ("interactions", "feedback"))
+    deleted = log.forget(scope, secure=True)
     report = ErasureReport(scope, deleted.interactions, deleted.feedback)
     ids = found.interaction_ids
 
@@ -218,7 +217,7 @@ def forget(
             for name, learner in learners.items()
             if name not in report.residual
         }
-        secure(store.db)
+        secure_delete(store.db)
         for learner_name, first in sorted(linked.items()):
             _erase_versions(store, learner_name, first, ids, clean_live.get(learner_name), report)
         report.provenance_deleted = store.forget_provenance(scope, ids)
@@ -232,7 +231,7 @@ def forget(
         report.cache_entries_dropped += cache.forget(found.strings)
 
     if verify:
-        shared = _still_logged(log.db, found.texts)
+        shared = _still_logged(log, found.texts)
         found.shared_texts = len(shared)
         found.texts -= shared
         live = {**learners, **report.rebuilt}
@@ -276,7 +275,11 @@ def scan(
     n = log.stats(scope).interactions
     if n:
         report.hits.append(f"log: {n} interactions of {scope} remain")
-    _scan_tables(log.db, ["interactions.body", "feedback.body", "feedback.interaction_id"], needles, report)
+    held = log.count_holding(needles)
+    report.places += len(held)
+    for column, counts in held.items():
+        for needle, count in counts.items():
+            report.hits.append(f"table {column}: {count} rows hold {_short(needle)}")
     if store is not None:
         report.places += 1
         left = store.derived_from_scope(scope)
@@ -318,6 +321,8 @@ def scan(
 
 
 def _scan_tables(db: Database, columns: list[str], needles: list[str], report: ScanReport) -> None:
+    """Count the needles in the version store's ``table.column``s (the log counts its own:
+    :meth:`~lifelong.experience.ExperienceLog.count_holding`)."""
 
     def read(cur: Cursor) -> list[str]:
         hits = []
@@ -393,25 +398,11 @@ def _strings(value: Any) -> Iterator[str]:
             yield from _strings(v)
 
 
-def _still_logged(db: Database, texts: set[str]) -> set[str]:
-    """The texts some remaining event still holds (not the forgotten scope's alone)."""
-    holds = contains(db.dialect, "body")
+def _still_logged(log: ExperienceLog, texts: set[str]) -> set[str]:
+    """The texts some remaining event still holds (not the forgotten scope's alone); beyond the
+    :data:`MAX_TEXTS` longest, every text counts as held (it is not searched for)."""
     wanted = sorted(texts, key=len, reverse=True)[:MAX_TEXTS]
-
-    def read(cur: Cursor) -> set[str]:
-        shared = set()
-        for text in wanted:
-            escaped = json.dumps(text)[1:-1]
-            cur.execute(
-                f"SELECT 1 FROM interactions WHERE {holds} UNION ALL "
-                f"SELECT 1 FROM feedback WHERE {holds} LIMIT 1",
-                (escaped, escaped),
-            )
-            if cur.fetchone() is not None:
-                shared.add(text)
-        return shared
-
-    return db.run(read, write=False) | (texts - set(wanted))
+    return log.held_texts(wanted) | (texts - set(wanted))
 
 
 def _linked_versions(store: Any, scope: Scope) -> dict[str, int]:
@@ -476,32 +467,6 @@ def _caches_of(learners: Iterable[Learner]) -> Iterator[CachedEmbedder]:
         tenants = getattr(learner, "tenants", None)
         if isinstance(tenants, dict):
             yield from _caches_of(t for t in tenants.values() if isinstance(t, Learner))
-
-
-def secure(db: Database) -> None:
-    """Make this thread's SQLite connection zero the pages it frees (deleted rows do not linger)."""
-    if db.dialect == "sqlite":
-        db.connection().execute("PRAGMA secure_delete=ON")
-
-
-def scrub(db: Database, tables: tuple[str, ...]) -> None:
-    """Make deleted rows leave SQLite's files: rebuild the indexes of ``tables`` and checkpoint the WAL.
-
-    ``secure_delete`` zeroes deleted cells, but an index's interior pages keep *copies* of keys as
-    dividers, deleted ones included (the reliability campaign found an erased interaction id in
-    the provenance index that way); REINDEX writes the indexes anew and frees (zeroes) the old pages.
-    The checkpoint then copies the WAL into the database and truncates it. Costs one pass over each
-    table; on PostgreSQL nothing is done here (see docs/architecture.md).
-    """
-    if db.dialect != "sqlite":
-        return
-
-    def reindex(cur: Cursor) -> None:
-        for table in tables:
-            cur.execute(f"REINDEX {table}")
-
-    db.run(reindex)
-    db.connection().execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def _files_of(db: Database) -> list[Path]:

@@ -59,7 +59,7 @@ def append_feedback(svc: Service, tenant: str, body: FeedbackRequest) -> Feedbac
 def already_logged(svc: Service, feedback_id: str, records: list[Feedback]) -> bool:
     """True when ``feedback_id`` was logged with exactly these records (a retry); Conflict when it was
     logged with other feedback."""
-    stored = {f.id: f for f in svc.log.feedback_with_prefix(feedback_id + ".")}
+    stored = {f.id: f for f in svc.log.feedback_with_id_prefix(feedback_id + ".")}
     if not stored:
         return False
     same = set(stored) == {f.id for f in records} and all(

@@ -40,5 +40,5 @@ async def dashboard() -> HTMLResponse:
 @router.get("/v1/tenants", tags=["admin"])
 async def tenants(who: Admin, svc: ServiceDep) -> TenantList:
     """Every tenant in the log with its number of interactions (admin keys only)."""
-    rows = await svc.in_pool(svc.log.tenants)
+    rows = await svc.in_pool(svc.log.interactions_per_tenant)
     return TenantList.model_validate({"data": [{"tenant": t, "interactions": n} for t, n in rows]})
