@@ -153,7 +153,8 @@ class ChatTask:
         return None
 
     def parse(self, text: str, observation: JSON) -> JSON:
-        return text
+        """The text as the model wrote it; None when it wrote nothing (no candidate to serve)."""
+        return text if text.strip() else None
 
 
 def context_text(context: Context) -> str:

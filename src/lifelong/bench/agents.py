@@ -37,7 +37,8 @@ import numpy as np
 
 from lifelong.agents import Agent, CodeCompletionTask, LabelTask
 from lifelong.agents.agent import PLAIN_ANSWER
-from lifelong.agents.harness import HarnessConfig, HarnessSearch, chars_if_right, exact_match
+from lifelong.agents.apps import App
+from lifelong.agents.apps import build_agent as build_app_agent
 from lifelong.agents.tasks import code_facts, label_facts
 from lifelong.envs.base import Env
 from lifelong.envs.code_completion import CodeCompletion
@@ -53,12 +54,11 @@ from lifelong.eval.agents import (
 from lifelong.eval.metrics import slope_ci, windowed
 from lifelong.eval.result import Curve, Result
 from lifelong.experience.log import ExperienceLog
-from lifelong.learners import ExampleBank, Lessons, Memory, OnlineSoftmax
+from lifelong.learners import ExampleBank, Lessons, Memory
 from lifelong.learners.context.base import MODEL_ANSWER
 from lifelong.learners.context.gate import SuggestionGate
 from lifelong.learners.context.memory import Extractor
-from lifelong.learners.experts.mixture import ExpertMixture, Hedge, logged_proposals
-from lifelong.learners.experts.scoring import EmbeddingSoftmax, Prototypes
+from lifelong.learners.experts.mixture import Hedge, logged_proposals
 from lifelong.learners.weights.policy_gradient import PolicyGradient
 from lifelong.models.base import CachedEmbedder, Embedder, Model
 
@@ -82,46 +82,21 @@ LABEL_EXPERTS = ("llm", "knn", "nearest", "OnlineSoftmax", "Prototypes", "Embedd
 def learning_agent(
     model: Model | None,
     embedder: Embedder,
-    task: Any,
-    extract: Extractor,
+    app: App,
     log: ExperienceLog,
     *,
-    label_task: bool,
-    per_user: bool,
-    token_budget: int,
+    token_budget: int = 768,
     objective: str = "keep",
     search: bool = True,
 ) -> Agent:
-    """The whole learning agent of the benchmarks (``learner``); frozen, it is the ``control``."""
-    default = HarnessConfig(examples=6, lessons=2, memory=2)
-    harness: HarnessSearch | HarnessConfig = default
-    if search:
-        harness = HarnessSearch(
-            default,
-            label_task=label_task,
-            every=250 if label_task else 100,  # code requests cost ~3x a label: shorter streams
-            replay=24 if label_task else 16,
-            budget=2,
-            watch=40,
-            objective=exact_match if label_task else chars_if_right,
-        )
-    return Agent(
-        model,
-        task,
-        log,
-        examples=ExampleBank(embedder, per_user=per_user, k=6),
-        lessons=Lessons(embedder, per_user=per_user, k=2),
-        memory=Memory(embedder, extract=extract, per_user=per_user, k=2),
-        gate=None if label_task else SuggestionGate(objective=objective),
-        experts=[OnlineSoftmax(), Prototypes(embedder), EmbeddingSoftmax(embedder)] if label_task else [],
-        combiner=ExpertMixture() if label_task else None,
-        harness=harness,
-        plain=not label_task,
-        token_budget=token_budget,
+    """The whole learning agent of the benchmarks (``learner``) — the agent ``lifelong serve`` runs for
+    ``app`` (:func:`lifelong.agents.apps.build_agent`); frozen, it is the ``control``."""
+    return build_app_agent(
+        app, model, embedder, log, token_budget=token_budget, objective=objective, search=search
     )
 
 
-def build_agent(
+def variant_agent(
     variant: str,
     model: Model | None,
     embedder: Embedder,
@@ -223,24 +198,7 @@ def run_variants(
                 f"reward/req {s['reward_per_request']:+.3f}  ({time.perf_counter() - started:.0f} s)",
                 flush=True,
             )
-    for variant, runs in traces.items():
-        if len(runs) < len(seeds) and variant not in ablations:
-            continue  # derived from a variant that did not run on every order
-        n = min(len(t) for t in runs)
-        xs, _ = windowed(np.asarray(runs[0].right[:n], dtype=float), window)
-        result.curves[variant] = Curve(
-            [float(x) for x in xs],
-            [windowed(np.asarray(t.right[:n], dtype=float), window)[1].tolist() for t in runs],
-            kind="score",
-            ylabel="right (accepted / correct) per request",
-        )
-        summaries = [t.summary() for t in runs]
-        for key in summaries[0]:
-            result.add_metric(f"{variant}.{key}", [s[key] for s in summaries])
-        last = [float(np.mean(t.right[n - window : n])) for t in runs]
-        result.add_metric(f"{variant}.last_window", last)
-        slopes = [slope_ci(np.arange(n), np.asarray(t.right[:n], dtype=float)).slope for t in runs]
-        result.add_metric(f"{variant}.slope_per_1k", [1000 * s for s in slopes])
+    summarise(result, traces, window, len(seeds), keep=ablations)
     for name, values in measured.items():
         result.add_metric(name, values)
     if ablations and ablation_limit is not None:  # the full variants on the ablations' shorter stream
@@ -253,7 +211,40 @@ def run_variants(
     return result, traces
 
 
-def _models() -> tuple[Model, Embedder]:
+def summarise(
+    result: Result,
+    traces: dict[str, list[AgentTrace]],
+    window: int,
+    orders: int,
+    *,
+    keep: Sequence[str] = (),
+    prefix: str = "",
+) -> None:
+    """Each variant's curve of the right rate per ``window`` and its metrics (every trace summary key,
+    ``last_window``, ``slope_per_1k``) as ``<prefix><variant>.<key>``, one value per order. A variant
+    with fewer than ``orders`` traces is left out (derived from one that did not run on every order),
+    unless named in ``keep`` (the ablations, run on the first order only)."""
+    for variant, runs in traces.items():
+        if len(runs) < orders and variant not in keep:
+            continue
+        n = min(len(t) for t in runs)
+        xs, _ = windowed(np.asarray(runs[0].right[:n], dtype=float), window)
+        result.curves[prefix + variant] = Curve(
+            [float(x) for x in xs],
+            [windowed(np.asarray(t.right[:n], dtype=float), window)[1].tolist() for t in runs],
+            kind="score",
+            ylabel="right (accepted / correct) per request",
+        )
+        summaries = [t.summary() for t in runs]
+        for key in summaries[0]:
+            result.add_metric(f"{prefix}{variant}.{key}", [s[key] for s in summaries])
+        last = [float(np.mean(t.right[n - window : n])) for t in runs]
+        result.add_metric(f"{prefix}{variant}.last_window", last)
+        slopes = [slope_ci(np.arange(n), np.asarray(t.right[:n], dtype=float)).slope for t in runs]
+        result.add_metric(f"{prefix}{variant}.slope_per_1k", [1000 * s for s in slopes])
+
+
+def models() -> tuple[Model, Embedder]:
     from lifelong.models import LlamaCpp, MiniLM
 
     return LlamaCpp(), CachedEmbedder(MiniLM(), size=20_000)
@@ -263,36 +254,31 @@ def make_variant(
     variant: str,
     model: Model,
     embedder: Embedder,
-    task: Any,
-    extract: Extractor,
+    app: App,
     log: ExperienceLog,
     *,
-    label_task: bool,
-    per_user: bool,
     token_budget: int,
     objective: str = "keep",
 ) -> Agent:
+    """``variant`` of the agent for ``app``: the learner or its frozen control (the app's agent), or one
+    of the ablations (:func:`variant_agent`)."""
     if variant in ("learner", "control"):
-        agent = learning_agent(
-            model,
-            embedder,
-            task,
-            extract,
-            log,
-            label_task=label_task,
-            per_user=per_user,
-            token_budget=token_budget,
-            objective=objective,
-        )
+        agent = learning_agent(model, embedder, app, log, token_budget=token_budget, objective=objective)
         return agent.freeze() if variant == "control" else agent
-    return build_agent(
+    label_task = app.task == "label"
+    task = (
+        LabelTask(app.labels, instruction=app.instruction or INTENT_INSTRUCTION)
+        if label_task
+        else CodeCompletionTask()
+    )
+    return variant_agent(
         variant,
         model,
         embedder,
         task,
-        extract,
+        label_facts if label_task else code_facts,
         log,
-        per_user=per_user,
+        per_user=not label_task,
         token_budget=token_budget,
         gated=not label_task,
     )
@@ -336,22 +322,11 @@ def code_completion(args: argparse.Namespace) -> Result:
         )
 
     make_env()  # a missing source fails before any model is loaded
-    model, embedder = _models()
-    task = CodeCompletionTask()
+    model, embedder = models()
+    app = App("code", "completion")
 
     def make_agent(variant: str, log: ExperienceLog) -> Agent:
-        return make_variant(
-            variant,
-            model,
-            embedder,
-            task,
-            code_facts,
-            log,
-            label_task=False,
-            per_user=True,
-            token_budget=768,
-            objective=objective,
-        )
+        return make_variant(variant, model, embedder, app, log, token_budget=768, objective=objective)
 
     def derive(variant: str, log: ExperienceLog, trace: AgentTrace) -> dict[str, AgentTrace]:
         if variant != "learner":
@@ -408,27 +383,17 @@ def intent_stream(args: argparse.Namespace) -> Result:
     # A folder in BANKING77 layout streams its train.csv; a single CSV streams all its rows (no probe here).
     data = load_data(args, holdout=0.0)  # missing or malformed data fails before a model loads
     stream = IntentStream.from_data(data)
-    model, embedder = _models()
+    model, embedder = models()
     dataset = data.name
     items = args.steps or 1000
     variants, ablations = _variants(args, ("learner", "control"), ("legacy", "examples"))
-    task = LabelTask(stream.labels, instruction=INTENT_INSTRUCTION)
+    app = App("intents", "label", labels=tuple(sorted(set(stream.labels))), instruction=INTENT_INSTRUCTION)
 
     def make_env() -> IntentStream:
         return IntentStream(stream.texts, stream.labels, limit=items)
 
     def make_agent(variant: str, log: ExperienceLog) -> Agent:
-        return make_variant(
-            variant,
-            model,
-            embedder,
-            task,
-            label_facts,
-            log,
-            label_task=True,
-            per_user=False,
-            token_budget=768,
-        )
+        return make_variant(variant, model, embedder, app, log, token_budget=768)
 
     def derive(variant: str, log: ExperienceLog, trace: AgentTrace) -> dict[str, AgentTrace]:
         if variant != "learner":
@@ -472,7 +437,7 @@ def intent_stream(args: argparse.Namespace) -> Result:
         "data": data.describe(),
         "items": items,
         "window": window,
-        "labels": len(task.labels),
+        "labels": len(app.labels),
         "ablation_items": getattr(args, "ablation_steps", None) or items,
         "recalled_per_request": {"examples": 6, "lessons": 2, "memory": 2, "vote": 6},
         "model": "Gemma 3 270M Q4_K_M (llama.cpp)",

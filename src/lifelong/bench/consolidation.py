@@ -46,7 +46,7 @@ from lifelong.agents import Agent, CodeCompletionTask
 from lifelong.agents.agent import Context
 from lifelong.agents.harness import HarnessConfig
 from lifelong.agents.tasks import code_facts
-from lifelong.bench.agents import _headline, build_agent, fresh_log, run_variants
+from lifelong.bench.agents import _headline, fresh_log, run_variants, variant_agent
 from lifelong.bench.weights import TEXT_MODULES, guards_for
 from lifelong.envs.code_completion import CodeCompletion, stdlib_files
 from lifelong.envs.code_styles import STYLES
@@ -222,7 +222,7 @@ def consolidation(args: argparse.Namespace) -> Result:
             if variant in ("control", "token"):
                 learner.freeze()
         if variant in ("token", "token_weights"):
-            agent = build_agent(
+            agent = variant_agent(
                 "legacy", model, setup.embed(), setup.task, code_facts, log,
                 per_user=True, token_budget=768, gated=True, policy=learner,
             )  # fmt: skip

@@ -41,7 +41,7 @@ import numpy as np
 
 from lifelong.agents.agent import PLAIN_ANSWER
 from lifelong.agents.apps import App
-from lifelong.bench.agents import LABEL_EXPERTS, INTENT_INSTRUCTION, fresh_log, learning_agent, summarise
+from lifelong.bench.agents import INTENT_INSTRUCTION, LABEL_EXPERTS, fresh_log, learning_agent, summarise
 from lifelong.bench.serve import _process, free_port
 from lifelong.envs.intent_stream import IntentStream
 from lifelong.errors import InvalidInput
@@ -277,7 +277,8 @@ def serve_learning(args: argparse.Namespace) -> Result:
                 overheads["labels"] += ms
                 keep("labels", "learner", trace)
                 print(
-                    f"  order {seed} labels  service {np.mean(trace.right):.3f} ({time.perf_counter() - started:.0f} s)"
+                    f"  order {seed} labels  service {np.mean(trace.right):.3f}",
+                    f"({time.perf_counter() - started:.0f} s)",
                 )
             if "support" in streams:
                 started = time.perf_counter()
@@ -286,7 +287,8 @@ def serve_learning(args: argparse.Namespace) -> Result:
                 overheads["support"] += ms
                 keep("support", "learner", trace)
                 print(
-                    f"  order {seed} support service {np.mean(trace.right):.3f} ({time.perf_counter() - started:.0f} s)"
+                    f"  order {seed} support service {np.mean(trace.right):.3f}",
+                    f"({time.perf_counter() - started:.0f} s)",
                 )
         logged = _steps(folder / "serve-data" / "lifelong.db")
         for stream_name in streams:
@@ -327,7 +329,8 @@ def serve_learning(args: argparse.Namespace) -> Result:
             trace = _library(labels, stream, steps, seed, out)
             keep("labels", "library", trace)
             print(
-                f"  order {seed} labels  library {np.mean(trace.right):.3f} ({time.perf_counter() - started:.0f} s)"
+                f"  order {seed} labels  library {np.mean(trace.right):.3f}",
+                f"({time.perf_counter() - started:.0f} s)",
             )
 
     for stream_name in streams:
@@ -374,9 +377,9 @@ def _judged(answers: Sequence[Any], truths: Sequence[str], like: AgentTrace) -> 
 
 def _library(app: App, stream: IntentStream, steps: int, seed: int, out: Path) -> AgentTrace:
     """The library's agent for the same app on the same order (the bench's learning agent)."""
-    from lifelong.bench.agents import _models
+    from lifelong.bench.agents import models
 
-    model, embedder = _models()
+    model, embedder = models()
     log = fresh_log(out / f"library-order{seed}.db")
     try:
         agent = learning_agent(model, embedder, app, log)

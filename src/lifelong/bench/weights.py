@@ -29,7 +29,7 @@ import numpy as np
 
 from lifelong.agents import Agent, CodeCompletionTask
 from lifelong.agents.tasks import code_facts
-from lifelong.bench.agents import _headline, build_agent, run_variants
+from lifelong.bench.agents import _headline, run_variants, variant_agent
 from lifelong.envs.code_completion import CodeCompletion
 from lifelong.envs.texts import code_texts, prose_texts
 from lifelong.errors import InvalidInput
@@ -129,7 +129,7 @@ def weights(args: argparse.Namespace) -> Result:
                 from lifelong.models import MiniLM
 
                 embedder = CachedEmbedder(MiniLM(), size=20_000)
-            return build_agent(
+            return variant_agent(
                 "learner", model, embedder, task, code_facts, log,
                 per_user=True, token_budget=768, gated=True, policy=policy,
             )  # fmt: skip

@@ -57,7 +57,9 @@ class HttpUpstream:
         timeout: float = 60.0,
         retries: int = 2,
     ) -> None:
-        self.client = OpenAICompatible(base_url, model=model, api_key=api_key, timeout=timeout, retries=retries)
+        self.client = OpenAICompatible(
+            base_url, model=model, api_key=api_key, timeout=timeout, retries=retries
+        )
         self.model: Model = self.client
         self.name = model or "upstream"
 
@@ -75,12 +77,20 @@ class HttpUpstream:
                 extra=call.extra,
             )
         return await self.client.achat(
-            call.prompt, max_tokens=call.max_tokens, temperature=call.temperature, stop=call.stop, extra=call.extra
+            call.prompt,
+            max_tokens=call.max_tokens,
+            temperature=call.temperature,
+            stop=call.stop,
+            extra=call.extra,
         )
 
     def stream(self, call: Call) -> AsyncIterator[str | Completion]:
         return self.client.astream(
-            call.prompt, max_tokens=call.max_tokens, temperature=call.temperature, stop=call.stop, extra=call.extra
+            call.prompt,
+            max_tokens=call.max_tokens,
+            temperature=call.temperature,
+            stop=call.stop,
+            extra=call.extra,
         )
 
     async def aclose(self) -> None:
@@ -101,7 +111,9 @@ class EmbeddedUpstream:
         return None
 
     async def complete(self, call: Call) -> Completion:
-        out = await asyncio.get_running_loop().run_in_executor(self._thread, lambda: generate(self.model, call))
+        out = await asyncio.get_running_loop().run_in_executor(
+            self._thread, lambda: generate(self.model, call)
+        )
         return replace(out, finish_reason="length" if out.completion_tokens >= call.max_tokens else "stop")
 
     async def stream(self, call: Call) -> AsyncIterator[str | Completion]:
