@@ -187,6 +187,26 @@ def test_forget_deletes_exactly_one_user(log: ExperienceLog) -> None:
         log.forget(None)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("bad", ["ada", ("acme", "ada"), {"user": "ada"}, 0])
+@pytest.mark.parametrize("method", ["replay", "recent", "stats", "export_jsonl", "forget"])
+def test_a_scope_that_is_not_a_scope_is_invalid_input_naming_its_type(
+    log: ExperienceLog, tmp_path: Path, method: str, bad: object
+) -> None:
+    log.append(interaction())
+    calls = {
+        "replay": lambda: list(log.replay(bad)),  # type: ignore[arg-type]
+        "recent": lambda: log.recent(bad),  # type: ignore[arg-type]
+        "stats": lambda: log.stats(bad),  # type: ignore[arg-type]
+        "export_jsonl": lambda: log.export_jsonl(tmp_path / "out.jsonl", bad),  # type: ignore[arg-type]
+        "forget": lambda: log.forget(bad),  # type: ignore[arg-type]
+    }
+    with pytest.raises(InvalidInput, match=type(bad).__name__) as caught:
+        calls[method]()
+    assert caught.value.field == "scope" and "Scope" in str(caught.value)
+    assert not [p for p in tmp_path.iterdir() if "out" in p.name]  # no export, not even a partial one
+    assert log.stats().interactions == 1  # nothing forgotten
+
+
 def test_reopening_sees_everything(log_url: str) -> None:
     with ExperienceLog(log_url) as first:
         i = interaction()

@@ -325,6 +325,7 @@ class ExperienceLog:
         """
         if order not in ("interaction", "feedback"):
             raise InvalidInput("must be 'interaction' or 'feedback'", field="order")
+        _check_scope(scope)
         since, until = _bound(since, "since"), _bound(until, "until")
         if since is not None and until is not None and since > until:
             raise InvalidInput(f"since {since!r} is after until {until!r}; swap them?", field="since")
@@ -417,6 +418,7 @@ class ExperienceLog:
         """The ``limit`` newest interactions of ``scope`` (newest first), each with all its feedback."""
         if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 100_000:
             raise InvalidInput(f"must be an integer in [1, 100000], got {limit!r}", field="limit")
+        _check_scope(scope)
         where, params = _filters("i", scope)
         clause = (" WHERE " + " AND ".join(where)) if where else ""
 
@@ -437,6 +439,7 @@ class ExperienceLog:
 
     def stats(self, scope: Scope | None = None) -> LogStats:
         """Counts: interactions, feedback by kind, distinct tenants/users/sessions, time span."""
+        _check_scope(scope)
         where, params = _filters("i", scope)
         clause = (" WHERE " + " AND ".join(where)) if where else ""
 
@@ -479,6 +482,7 @@ class ExperienceLog:
 
         The file appears whole or not at all: it is written beside the target and renamed into place.
         """
+        _check_scope(scope)
         path = Path(path)
         if not path.parent.exists():
             raise InvalidInput(f"directory {path.parent} does not exist", field="path")
@@ -546,8 +550,7 @@ class ExperienceLog:
         these interactions is found through the version store's provenance
         (:meth:`lifelong.state.VersionStore.derived_from`).
         """
-        if not isinstance(scope, Scope):
-            raise InvalidInput("forget needs a Scope (e.g. Scope(user='ada'))", field="scope")
+        _check_scope(scope, allow_none=False)
         where, params = _filters("interactions", scope)
         clause = " AND ".join(where)
 
@@ -670,7 +673,27 @@ def _bound(value: float | None, name: str) -> float | None:
     return number
 
 
+def _check_scope(scope: object, *, allow_none: bool = True) -> None:
+    """InvalidInput naming the type unless ``scope`` is a :class:`Scope` (or None where allowed).
+
+    A plain string (``scope="ada"``) would otherwise fail deep inside as an AttributeError.
+    """
+    if isinstance(scope, Scope) or (scope is None and allow_none):
+        return
+    optional = " or None" if allow_none else ""
+    raise InvalidInput(
+        f"must be a Scope{optional} (e.g. Scope(user='ada')), got {type(scope).__name__} {_short(scope)}",
+        field="scope",
+    )
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _filters(alias: str, scope: Scope | None) -> tuple[list[str], list[Any]]:
+    _check_scope(scope)
     if scope is None:
         return [], []
     where = [f"{alias}.tenant = ?"]
