@@ -36,7 +36,7 @@ from typing import Any, Literal
 from lifelong.errors import Conflict, InvalidInput, NotFound
 from lifelong.experience.records import Feedback, Interaction, Scope, Step, canonical_json
 from lifelong.files import atomic_open
-from lifelong.storage import Cursor, Database, chunks, open_database, placeholders, redact
+from lifelong.storage import Cursor, Database, chunks, contains, open_database, placeholders, redact
 
 Origin = Callable[[str], str]  # a record id -> where it came from, for messages ("" when obvious)
 
@@ -53,14 +53,34 @@ class AppendReport:
     duplicates: int = 0
 
 
+#: What replaces, in another interaction's metadata, a string value that named a forgotten interaction.
+ERASED_REFERENCE = "[erased]"
+
+
+@dataclass(frozen=True)
+class RedactReport:
+    """What :meth:`ExperienceLog.redact_references` rewrote, and what it had to leave.
+
+    ``redacted``: the interactions whose metadata named a forgotten interaction (its id, or an item
+    named after it such as ``<id>/ExampleBank/0`` in ``metadata["recalled"]``) and no longer do.
+    ``kept``: one sentence per interaction that still holds a forgotten id other than as a reference
+    (inside its observation, its action or a text: what its own user sent or was answered, which is
+    theirs and is not rewritten), saying where and why.
+    """
+
+    redacted: tuple[str, ...] = ()
+    kept: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class ForgetReport:
-    """What :meth:`ExperienceLog.forget` deleted."""
+    """What :meth:`ExperienceLog.forget` deleted, and the references to it it redacted elsewhere."""
 
     scope: Scope
     interactions: int
     feedback: int
     interaction_ids: tuple[str, ...] = field(repr=False, default=())
+    references: RedactReport = field(default_factory=RedactReport)
 
 
 @dataclass(frozen=True)
@@ -546,8 +566,11 @@ class ExperienceLog:
     def forget(self, scope: Scope) -> ForgetReport:
         """Delete every interaction in ``scope`` and all their feedback, in one transaction.
 
-        The only exception to append-only: a user's right to be forgotten. Learned state derived from
-        these interactions is found through the version store's provenance
+        The only exception to append-only: a user's right to be forgotten. In the same transaction the
+        other interactions' metadata stops naming the deleted ones (:meth:`redact_references`: e.g.
+        another user's request that recalled an example learned from them), so no id of theirs stays
+        behind and a crash cannot leave the references without the ids to find them by. Learned state
+        derived from these interactions is found through the version store's provenance
         (:meth:`lifelong.state.VersionStore.derived_from`).
         """
         _check_scope(scope, allow_none=False)
@@ -563,9 +586,67 @@ class ExperienceLog:
             )
             n_feedback = cur.rowcount
             cur.execute(f"DELETE FROM interactions WHERE {clause}", params)
-            return ForgetReport(scope, cur.rowcount, n_feedback, ids)
+            n_interactions = cur.rowcount
+            references = self._redact_references(cur, ids)
+            return ForgetReport(scope, n_interactions, n_feedback, ids, references)
 
         return self.db.run(delete)
+
+    def redact_references(self, interaction_ids: Iterable[str]) -> RedactReport:
+        """Rewrite, in one transaction, every stored interaction whose metadata names one of
+        ``interaction_ids`` so that it no longer does; :meth:`forget` does this for what it deletes.
+
+        A string *names* interaction ``X`` when it is ``X`` or starts with ``X/`` (the ids of items
+        learned from ``X``: ``X/ExampleBank/0``). Such a string is dropped from a list (the ids in
+        ``metadata["recalled"]``: nothing can be credited to an item that is gone), a dict entry whose
+        key names ``X`` is dropped, and a string value naming ``X`` becomes :data:`ERASED_REFERENCE`.
+        Nothing else of the interaction changes (its id, scope, time, observation, action); those that
+        still hold one of the ids elsewhere are listed in :attr:`RedactReport.kept`, with why.
+        """
+        if isinstance(interaction_ids, str):
+            raise InvalidInput(
+                "give a collection of interaction ids, not one string", field="interaction_ids"
+            )
+        ids = tuple(interaction_ids)
+        for iid in ids:
+            if not isinstance(iid, str) or not iid:
+                raise InvalidInput(f"must hold non-empty strings, got {iid!r}", field="interaction_ids")
+        return self.db.run(lambda cur: self._redact_references(cur, ids))
+
+    def _redact_references(self, cur: Cursor, ids: Sequence[str]) -> RedactReport:
+        """:meth:`redact_references` inside the caller's transaction.
+
+        One pass over the interactions per chunk of ids (a substring test per id and row), then the
+        few rows that hold one are parsed, redacted and written back with their canonical body.
+        """
+        if not ids:
+            return RedactReport()
+        escaped = {iid: json.dumps(iid)[1:-1] for iid in ids}  # how canonical JSON stores them
+        holds = contains(self.db.dialect, "body")
+        rows: dict[str, str] = {}
+        for part in chunks(list(ids), 200):
+            cur.execute(
+                f"SELECT id, body FROM interactions WHERE {' OR '.join([holds] * len(part))}",
+                [escaped[iid] for iid in part],
+            )
+            rows.update(cur.fetchall())
+        redacted, kept, updates = [], [], []
+        for rid, body in sorted(rows.items()):
+            present = [iid for iid in ids if escaped[iid] in body]
+            data = json.loads(body)
+            metadata, changed = _without_references(data.get("metadata") or {}, present)
+            if changed:
+                data["metadata"] = metadata
+                new_body = _body(Interaction.from_dict(data))
+                updates.append((new_body, rid))
+                redacted.append(rid)
+                body = new_body
+            still = [iid for iid in present if escaped[iid] in body]
+            if still:
+                kept.append(_kept_reason(rid, still, json.loads(body)))
+        if updates:
+            cur.executemany("UPDATE interactions SET body = ? WHERE id = ?", updates)
+        return RedactReport(tuple(redacted), tuple(kept))
 
 
 @dataclass
@@ -601,6 +682,54 @@ class _Batch:
                 )
         unique_i, unique_f = _unique_rows(i_rows, origin), _unique_rows(f_rows, origin)
         return cls(unique_i, unique_f, len(i_rows) + len(f_rows) - len(unique_i) - len(unique_f), origin)
+
+
+def _kept_reason(rid: str, ids: Sequence[str], data: dict[str, Any]) -> str:
+    """Why interaction ``rid`` (its body ``data``) still holds ``ids`` after its references went."""
+    needle = json.dumps(ids[0])[1:-1]
+    where = [
+        name for name in ("observation", "action", "metadata") if needle in canonical_json(data.get(name))
+    ]
+    more = f" (and {len(ids) - 1} more forgotten ids)" if len(ids) > 1 else ""
+    return (
+        f"interaction {rid} still holds {ids[0]!r}{more} in its {' and '.join(where) or 'body'}, not as a "
+        "reference to the forgotten interaction: it is what that interaction's own user sent or was "
+        "answered, theirs to keep, and is not rewritten"
+    )
+
+
+def _names_one_of(text: str, ids: Sequence[str]) -> bool:
+    """Whether ``text`` is one of ``ids`` or the id of an item named after one (``<id>/...``)."""
+    return any(text == iid or text.startswith(iid + "/") for iid in ids)
+
+
+def _without_references(node: Any, ids: Sequence[str]) -> tuple[Any, bool]:
+    """``node`` (metadata, JSON) without the strings naming one of ``ids`` (see redact_references)."""
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        changed = False
+        for key, value in node.items():
+            if _names_one_of(key, ids):
+                changed = True
+                continue
+            if isinstance(value, str) and _names_one_of(value, ids):
+                out[key], changed = ERASED_REFERENCE, True
+                continue
+            out[key], sub = _without_references(value, ids)
+            changed |= sub
+        return out, changed
+    if isinstance(node, list):
+        kept: list[Any] = []
+        changed = False
+        for value in node:
+            if isinstance(value, str) and _names_one_of(value, ids):
+                changed = True
+                continue
+            new, sub = _without_references(value, ids)
+            kept.append(new)
+            changed |= sub
+        return kept, changed
+    return node, False
 
 
 def _nowhere(record_id: str) -> str:
