@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from lifelong.agents import Agent, LabelTask
 from lifelong.cli import main
 from lifelong.experience import ExperienceLog, Feedback, Interaction, Scope, Step
+from lifelong.experience.records import canonical_json
 from lifelong.learners import ExampleBank, Learner, Lessons, Memory, OnlineSoftmax, PerTenant
 from lifelong.models import HashingEmbedder
 from lifelong.state import VersionStore
@@ -231,3 +233,41 @@ def test_no_provenance_row_names_the_users_item(tmp_path: Path) -> None:
     assert report.scan is not None and report.scan.clean, report.scan.hits
     assert store.derived_from(steps[1].interaction.id) == []
     assert alice_id.encode() not in raw_bytes(tmp_path / "state.db")
+
+
+def test_another_users_request_that_recalled_the_users_example_keeps_none_of_their_ids(
+    tmp_path: Path,
+) -> None:
+    """Found by a probe: bob's logged request kept ``metadata["recalled"]`` = [alice's example, named
+    after her interaction], so after her erasure the scan (and the raw log file) still held her id."""
+    log, store = ExperienceLog(tmp_path / "log.db"), VersionStore(tmp_path / "state.db")
+    agent = Agent(None, LabelTask(["card_arrival", "change_pin"]), log, examples=ExampleBank(EMBED))
+    examples = agent.learners["examples"]
+    a = agent.act("my new card never arrived in the post", ALICE)
+    agent.feedback(a.id, correction="card_arrival")  # alice's feedback creates an example
+    store.promote(examples.name, store.commit(examples).version)
+    b = agent.act("my new card never arrived in the post", BOB)  # bob's request recalls it
+    agent.feedback(b.id, accept=True)
+    store.promote(examples.name, store.commit(examples).version)
+    item = f"{a.id}/ExampleBank/0"
+    assert log.get(b.id).interaction.metadata["recalled"] == {"ExampleBank": [item]}
+    assert a.id.encode() in raw_bytes(tmp_path / "log.db")
+
+    report = agent.forget_user("alice", "acme", store=store)
+    assert report.scan is not None and report.scan.clean, report.scan.hits
+    assert report.clean and report.references_redacted == [b.id] and report.references_kept == []
+    bobs = log.get(b.id)
+    assert bobs.interaction.metadata["recalled"] == {"ExampleBank": []}
+    assert a.id not in canonical_json(bobs.to_dict())
+    assert a.id not in repr(agent._pending.get(b.id))  # the agent's copy of bob's request too
+    for name in ("log.db", "state.db"):
+        assert a.id.encode() not in raw_bytes(tmp_path / name), name
+    # Nothing else of bob's request changed, and his feedback stays.
+    assert (bobs.interaction.observation, bobs.interaction.scope, bobs.accepted) == (
+        "my new card never arrived in the post",
+        BOB,
+        True,
+    )
+    assert log.stats(BOB).interactions == 1 and log.stats(ALICE).interactions == 0
+    log.close()
+    store.close()

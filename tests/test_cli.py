@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from lifelong.cli import main
+from lifelong.errors import InvalidInput
 from lifelong.experience import ExperienceLog, Feedback, Interaction, Scope
 from lifelong.state import VersionStore
 
@@ -201,6 +202,60 @@ def test_state_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert "OnlineSoftmax  weights  first in v2" in capsys.readouterr().out
     assert main(["state", "list", url, "Nobody"]) == 2
     assert main(["state", "derived", url]) == 2
+
+
+def bench_suites() -> list[str]:
+    from lifelong.bench.registry import SUITES
+
+    return sorted(SUITES)
+
+
+@pytest.mark.parametrize("suite", bench_suites())
+@pytest.mark.parametrize(("where", "reason"), [("proc", "cannot create"), ("file", "is a file")])
+def test_bench_refuses_an_out_it_cannot_create_or_write_before_any_work(
+    suite: str,
+    where: str,
+    reason: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from lifelong.bench.registry import Suite
+
+    def no_work(self: Suite) -> None:
+        raise AssertionError("the suite started although --out cannot be written")
+
+    monkeypatch.setattr(Suite, "load", no_work)
+    (tmp_path / "a-file").write_text("x")
+    out = "/proc/lifelong-out/run" if where == "proc" else str(tmp_path / "a-file" / "runs")
+    assert main(["bench", suite, "--out", out, "--seeds", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("lifelong: error: --out: "), err
+    assert reason in err and out in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+def test_demo_refuses_an_out_it_cannot_create(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--out", "/proc/lifelong-demo"]) == 2  # checked before any model loads
+    assert capsys.readouterr().err.startswith("lifelong: error: --out: cannot create the folder")
+
+
+def test_bench_checks_a_new_out_without_leaving_it_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lifelong.bench.registry import Suite
+
+    seen: list[bool] = []
+
+    def record(self: Suite) -> object:
+        seen.append((tmp_path / "new").exists())
+        raise InvalidInput("stop here", field="--steps")
+
+    monkeypatch.setattr(Suite, "load", record)
+    assert main(["bench", "ella-synthetic", "--out", str(tmp_path / "new" / "runs")]) == 2
+    assert seen == [False]  # the check created the folders to try them, then removed them again
+    assert main(["bench", "ella-synthetic", "--out", str(tmp_path)]) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no probe file left in an existing --out
 
 
 def test_bench_weights_rejects_unknown_variants_before_loading_a_model(

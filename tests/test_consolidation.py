@@ -165,6 +165,44 @@ def test_per_user_fast_weights_learn_each_users_spelling_over_the_shared_adapter
     assert "ada" not in str(learner.state_dict()["state"]["users"])
 
 
+def sampled(prompt: str, right: str, user: str, t: int) -> Step:
+    """A sampled suggestion (a policy-gradient sample too), rejected and corrected to ``right``."""
+    meta = {"prompt": prompt, "completion_ids": [104, 105], "logprobs": [-1.0, -2.0], "temperature": 0.7}
+    interaction = Interaction(
+        Scope("t", user=user), {"prompt": prompt}, "hi", time=1.7e9 + t, metadata={SAMPLE: meta}
+    )
+    return Step(interaction, (Feedback.reject(interaction.id), Feedback.correction(interaction.id, right)))
+
+
+def test_forget_user_leaves_nothing_of_the_user_in_any_per_user_field() -> None:
+    """Found by a probe: ``_user_versions`` kept the forgotten user's id (and ``_learned`` of the base
+    class their interaction ids)."""
+    learner = learner_of(user_rank=2, user_update_every=1, batch=2, update_every=2, policy_weight=0.5)
+    steps = [sampled("n = ", "1", "ada", 0), sampled("n = ", "2", "ada", 1), sampled("n = ", "3", "bob", 2)]
+    for step in steps:
+        learner.learn(step)
+    while learner.queued:
+        learner.sleep(steps=8)
+    learner.learn(sampled("m = ", "4", "ada", 3))  # and one still queued
+    learner.serve(Scope("t", user="ada"))
+    ada = ["'ada'", *(s.interaction.id for s in steps[:2])]
+    ada.append(learner.queue[-1].interaction_id)
+
+    def holding(needles: list[str]) -> list[str]:
+        skip = {"model", "optimizer", "_user_optimizer", "_served_optimizer", "provenance", "probe"}
+        return sorted(
+            k for k, v in vars(learner).items() if k not in skip and any(n in repr(v) for n in needles)
+        )
+
+    assert {"users", "_user_versions", "_learned"} <= set(holding(ada))  # the check can fail
+    assert learner.forget_user("ada", "t") is True
+    assert holding(ada) == [], holding(ada)
+    assert not learner._user_optimizer.state  # no user's moments left in the optimizer either
+    assert set(learner.users) == {"bob"} and learner._user_versions == {"bob": 1}
+    assert steps[2].interaction.id in learner._learned  # bob's stay
+    assert learner.forget_user("ada", "t") is False
+
+
 def test_erasure_rebuilds_the_adapter_from_the_remaining_log() -> None:
     log = ExperienceLog(":memory:")
     learner = learner_of()

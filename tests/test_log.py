@@ -189,6 +189,68 @@ def test_forget_deletes_exactly_one_user(log: ExperienceLog) -> None:
         log.forget(None)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("bad", ["ada", ("acme", "ada"), {"user": "ada"}, 0])
+@pytest.mark.parametrize("method", ["replay", "recent", "stats", "export_jsonl", "forget"])
+def test_a_scope_that_is_not_a_scope_is_invalid_input_naming_its_type(
+    log: ExperienceLog, tmp_path: Path, method: str, bad: object
+) -> None:
+    log.append(interaction())
+    calls = {
+        "replay": lambda: list(log.replay(bad)),  # type: ignore[arg-type]
+        "recent": lambda: log.recent(bad),  # type: ignore[arg-type]
+        "stats": lambda: log.stats(bad),  # type: ignore[arg-type]
+        "export_jsonl": lambda: log.export_jsonl(tmp_path / "out.jsonl", bad),  # type: ignore[arg-type]
+        "forget": lambda: log.forget(bad),  # type: ignore[arg-type]
+    }
+    with pytest.raises(InvalidInput, match=type(bad).__name__) as caught:
+        calls[method]()
+    assert caught.value.field == "scope" and "Scope" in str(caught.value)
+    assert not [p for p in tmp_path.iterdir() if "out" in p.name]  # no export, not even a partial one
+    assert log.stats().interactions == 1  # nothing forgotten
+
+
+def test_forget_redacts_what_other_interactions_say_of_the_forgotten_ones(log: ExperienceLog) -> None:
+    a = interaction()
+    item = f"{a.id}/ExampleBank/0"
+    b = Interaction(
+        BOB,
+        f"what did {a.id} ask?",  # what bob sent: his, kept (and said why)
+        "a",
+        time=200.0,
+        metadata={
+            "recalled": {"ExampleBank": [item, "other/ExampleBank/0"], "acme/Memory": [a.id]},
+            "gate": f"{a.id}/SkillLibrary/0",
+            f"{a.id}/ExampleBank/1": 0.5,
+            "note": f"x{a.id}",  # holds the id, but names nothing: kept
+        },
+    )
+    c = Interaction(
+        BOB, "q", "a", time=300.0, metadata={"recalled": {"ExampleBank": ["other/ExampleBank/0"]}}
+    )
+    log.append_many([a, b, c, Feedback.accept(b.id, time=201.0)])
+    report = log.forget(Scope("acme", "ada"))
+    assert report.references.redacted == (b.id,)
+    [kept] = report.references.kept
+    assert b.id in kept and "observation and metadata" in kept and "not rewritten" in kept
+    after = log.get(b.id)
+    assert dict(after.interaction.metadata) == {
+        "recalled": {"ExampleBank": ["other/ExampleBank/0"], "acme/Memory": []},
+        "gate": log_module.ERASED_REFERENCE,
+        "note": f"x{a.id}",
+    }
+    assert (after.interaction.observation, after.interaction.time, after.accepted) == (
+        b.observation,
+        200.0,
+        True,
+    )
+    assert log.get(c.id).interaction == c  # named nothing: untouched
+    again = log.redact_references([a.id])  # nothing left to redact; the same reason to keep
+    assert again.redacted == () and again.kept == report.references.kept
+    assert log.redact_references([]) == log_module.RedactReport()
+    with pytest.raises(InvalidInput, match="not one string"):
+        log.redact_references(a.id)
+
+
 def test_reopening_sees_everything(log_url: str) -> None:
     with ExperienceLog(log_url) as first:
         i = interaction()

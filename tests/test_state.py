@@ -133,6 +133,43 @@ def test_promote_gate_and_rollback(store: VersionStore) -> None:
     assert history[6]["override"] == "serve the 3-class model for the demo"
 
 
+VERSION_CALLS = ["state", "info", "promote", "rollback", "diff_a", "diff_b", "erase", "rewrite", "restore"]
+
+
+@pytest.mark.parametrize(
+    ("call", "bad"),
+    [
+        (call, bad)
+        for call in VERSION_CALLS
+        for bad in ["1", True, 1.0, None, [1]]
+        # None is "the promoted one" / "the one served before" there
+        if not (bad is None and call in ("state", "rollback", "restore"))
+    ],
+)
+def test_a_version_that_is_not_an_int_is_invalid_input(store: VersionStore, call: str, bad: object) -> None:
+    model = OnlineSoftmax()
+    v1 = store.commit(model)
+    store.commit(model)
+    store.promote(model.name, 2, override="test")
+    name, before = model.name, store.history(model.name)
+    calls = {
+        "state": lambda: store.state(name, bad),  # type: ignore[arg-type]
+        "info": lambda: store.info(name, bad),  # type: ignore[arg-type]
+        "promote": lambda: store.promote(name, bad, override="x"),  # type: ignore[arg-type]
+        "rollback": lambda: store.rollback(name, to=bad, override="x"),  # type: ignore[arg-type]
+        "diff_a": lambda: store.diff(name, bad, 2),  # type: ignore[arg-type]
+        "diff_b": lambda: store.diff(name, 1, bad),  # type: ignore[arg-type]
+        "erase": lambda: store.erase(name, bad, reason="x"),  # type: ignore[arg-type]
+        "rewrite": lambda: store.rewrite(name, bad, {}, reason="x"),  # type: ignore[arg-type]
+        "restore": lambda: store.restore(model, bad),  # type: ignore[arg-type]
+    }
+    with pytest.raises(InvalidInput, match=type(bad).__name__) as caught:
+        calls[call]()
+    assert caught.value.field == "version"
+    assert store.history(name) == before and store.promoted(name).version == 2  # type: ignore[union-attr]
+    assert store.info(name, np.int64(1)) == v1 == store.info(name, 1)  # NumPy's ints are ints
+
+
 def test_provenance_by_interaction_and_user(store: VersionStore) -> None:
     model = OnlineSoftmax()
     a = teach(model, "card stolen", "card_lost", user="ada")

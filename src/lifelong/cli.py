@@ -314,7 +314,9 @@ def cmd_state_derived(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from lifelong.demo import run_demo
+    from lifelong.files import check_writable_dir
 
+    check_writable_dir(args.out, "--out")
     return int(run_demo(args))
 
 

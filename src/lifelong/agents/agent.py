@@ -321,6 +321,9 @@ class Agent:
         )
         for name, rebuilt in report.rebuilt.items():
             self._replace(name, learners[name], rebuilt)
+        for interaction_id in report.references_redacted:  # other users' requests, rewritten in the log
+            if interaction_id in self._pending:
+                self._pending[interaction_id] = self.log.get(interaction_id).interaction
         return report
 
     def _replace(self, name: str, old: Learner, new: Learner) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import cast
 
 from lifelong.eval.result import Result
+from lifelong.files import check_writable_dir
 
 __all__ = ["SUITES", "Suite", "run_suite"]
 
@@ -296,7 +297,11 @@ OUT/serve-cache. Reads no data set: the items are line pairs of the standard lib
 
 
 def run_suite(args: argparse.Namespace) -> int:
-    """Run ``args.suite``, save its result under ``args.out`` and print the summary."""
+    """Run ``args.suite``, save its result under ``args.out`` and print the summary.
+
+    ``--out`` is checked first (it can be created and written), so no suite runs for nothing.
+    """
+    check_writable_dir(args.out, "--out")
     result = SUITES[args.suite].run(args)
     json_path, png_path = result.save(Path(args.out), args.suite)
     print(result.summary())

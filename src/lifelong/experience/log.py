@@ -66,14 +66,34 @@ class AppendReport:
     duplicates: int = 0
 
 
+#: What replaces, in another interaction's metadata, a string value that named a forgotten interaction.
+ERASED_REFERENCE = "[erased]"
+
+
+@dataclass(frozen=True)
+class RedactReport:
+    """What :meth:`ExperienceLog.redact_references` rewrote, and what it had to leave.
+
+    ``redacted``: the interactions whose metadata named a forgotten interaction (its id, or an item
+    named after it such as ``<id>/ExampleBank/0`` in ``metadata["recalled"]``) and no longer do.
+    ``kept``: one sentence per interaction that still holds a forgotten id other than as a reference
+    (inside its observation, its action or a text: what its own user sent or was answered, which is
+    theirs and is not rewritten), saying where and why.
+    """
+
+    redacted: tuple[str, ...] = ()
+    kept: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class ForgetReport:
-    """What :meth:`ExperienceLog.forget` deleted."""
+    """What :meth:`ExperienceLog.forget` deleted, and the references to it it redacted elsewhere."""
 
     scope: Scope
     interactions: int
     feedback: int
     interaction_ids: tuple[str, ...] = field(repr=False, default=())
+    references: RedactReport = field(default_factory=RedactReport)
 
 
 @dataclass(frozen=True)
@@ -338,6 +358,7 @@ class ExperienceLog:
         """
         if order not in ("interaction", "feedback"):
             raise InvalidInput("must be 'interaction' or 'feedback'", field="order")
+        _check_scope(scope)
         since, until = _bound(since, "since"), _bound(until, "until")
         if since is not None and until is not None and since > until:
             raise InvalidInput(f"since {since!r} is after until {until!r}; swap them?", field="since")
@@ -430,6 +451,7 @@ class ExperienceLog:
         """The ``limit`` newest interactions of ``scope`` (newest first), each with all its feedback."""
         if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 100_000:
             raise InvalidInput(f"must be an integer in [1, 100000], got {limit!r}", field="limit")
+        _check_scope(scope)
         where, params = _filters("i", scope)
         clause = (" WHERE " + " AND ".join(where)) if where else ""
 
@@ -450,6 +472,7 @@ class ExperienceLog:
 
     def stats(self, scope: Scope | None = None) -> LogStats:
         """Counts: interactions, feedback by kind, distinct tenants/users/sessions, time span."""
+        _check_scope(scope)
         where, params = _filters("i", scope)
         clause = (" WHERE " + " AND ".join(where)) if where else ""
 
@@ -617,6 +640,7 @@ class ExperienceLog:
 
         The file appears whole or not at all: it is written beside the target and renamed into place.
         """
+        _check_scope(scope)
         path = Path(path)
         if not path.parent.exists():
             raise InvalidInput(f"directory {path.parent} does not exist", field="path")
@@ -680,8 +704,11 @@ class ExperienceLog:
     def forget(self, scope: Scope, *, secure: bool = False) -> ForgetReport:
         """Delete every interaction in ``scope`` and all their feedback, in one transaction.
 
-        The only exception to append-only: a user's right to be forgotten. Learned state derived from
-        these interactions is found through the version store's provenance
+        The only exception to append-only: a user's right to be forgotten. In the same transaction the
+        other interactions' metadata stops naming the deleted ones (:meth:`redact_references`: e.g.
+        another user's request that recalled an example learned from them), so no id of theirs stays
+        behind and a crash cannot leave the references without the ids to find them by. Learned state
+        derived from these interactions is found through the version store's provenance
         (:meth:`lifelong.state.VersionStore.derived_from`).
 
         ``secure=True`` (erasure, :func:`lifelong.state.erasure.forget`) also makes the deleted bytes
@@ -690,8 +717,7 @@ class ExperienceLog:
         pages keep copies of deleted keys) and the WAL is checkpointed and truncated
         (:func:`lifelong.storage.scrub`). Nothing more is done on PostgreSQL.
         """
-        if not isinstance(scope, Scope):
-            raise InvalidInput("forget needs a Scope (e.g. Scope(user='ada'))", field="scope")
+        _check_scope(scope, allow_none=False)
         if not isinstance(secure, bool):
             raise InvalidInput(f"must be True or False, got {secure!r}", field="secure")
         where, params = _filters("interactions", scope)
@@ -706,7 +732,9 @@ class ExperienceLog:
             )
             n_feedback = cur.rowcount
             cur.execute(f"DELETE FROM interactions WHERE {clause}", params)
-            return ForgetReport(scope, cur.rowcount, n_feedback, ids)
+            n_interactions = cur.rowcount
+            references = self._redact_references(cur, ids)
+            return ForgetReport(scope, n_interactions, n_feedback, ids, references)
 
         if secure:
             secure_delete(self.db)
@@ -764,6 +792,62 @@ class ExperienceLog:
 
         return self.db.run(read, write=False) if wanted else set()
 
+    def redact_references(self, interaction_ids: Iterable[str]) -> RedactReport:
+        """Rewrite, in one transaction, every stored interaction whose metadata names one of
+        ``interaction_ids`` so that it no longer does; :meth:`forget` does this for what it deletes.
+
+        A string *names* interaction ``X`` when it is ``X`` or starts with ``X/`` (the ids of items
+        learned from ``X``: ``X/ExampleBank/0``). Such a string is dropped from a list (the ids in
+        ``metadata["recalled"]``: nothing can be credited to an item that is gone), a dict entry whose
+        key names ``X`` is dropped, and a string value naming ``X`` becomes :data:`ERASED_REFERENCE`.
+        Nothing else of the interaction changes (its id, scope, time, observation, action); those that
+        still hold one of the ids elsewhere are listed in :attr:`RedactReport.kept`, with why.
+        """
+        if isinstance(interaction_ids, str):
+            raise InvalidInput(
+                "give a collection of interaction ids, not one string", field="interaction_ids"
+            )
+        ids = tuple(interaction_ids)
+        for iid in ids:
+            if not isinstance(iid, str) or not iid:
+                raise InvalidInput(f"must hold non-empty strings, got {iid!r}", field="interaction_ids")
+        return self.db.run(lambda cur: self._redact_references(cur, ids))
+
+    def _redact_references(self, cur: Cursor, ids: Sequence[str]) -> RedactReport:
+        """:meth:`redact_references` inside the caller's transaction.
+
+        One pass over the interactions per chunk of ids (a substring test per id and row), then the
+        few rows that hold one are parsed, redacted and written back with their canonical body.
+        """
+        if not ids:
+            return RedactReport()
+        escaped = {iid: json.dumps(iid)[1:-1] for iid in ids}  # how canonical JSON stores them
+        holds = contains(self.db.dialect, "body")
+        rows: dict[str, str] = {}
+        for part in chunks(list(ids), 200):
+            cur.execute(
+                f"SELECT id, body FROM interactions WHERE {' OR '.join([holds] * len(part))}",
+                [escaped[iid] for iid in part],
+            )
+            rows.update(cur.fetchall())
+        redacted, kept, updates = [], [], []
+        for rid, body in sorted(rows.items()):
+            present = [iid for iid in ids if escaped[iid] in body]
+            data = json.loads(body)
+            metadata, changed = _without_references(data.get("metadata") or {}, present)
+            if changed:
+                data["metadata"] = metadata
+                new_body = _body(Interaction.from_dict(data))
+                updates.append((new_body, rid))
+                redacted.append(rid)
+                body = new_body
+            still = [iid for iid in present if escaped[iid] in body]
+            if still:
+                kept.append(_kept_reason(rid, still, json.loads(body)))
+        if updates:
+            cur.executemany("UPDATE interactions SET body = ? WHERE id = ?", updates)
+        return RedactReport(tuple(redacted), tuple(kept))
+
 
 @dataclass
 class _Batch:
@@ -798,6 +882,54 @@ class _Batch:
                 )
         unique_i, unique_f = _unique_rows(i_rows, origin), _unique_rows(f_rows, origin)
         return cls(unique_i, unique_f, len(i_rows) + len(f_rows) - len(unique_i) - len(unique_f), origin)
+
+
+def _kept_reason(rid: str, ids: Sequence[str], data: dict[str, Any]) -> str:
+    """Why interaction ``rid`` (its body ``data``) still holds ``ids`` after its references went."""
+    needle = json.dumps(ids[0])[1:-1]
+    where = [
+        name for name in ("observation", "action", "metadata") if needle in canonical_json(data.get(name))
+    ]
+    more = f" (and {len(ids) - 1} more forgotten ids)" if len(ids) > 1 else ""
+    return (
+        f"interaction {rid} still holds {ids[0]!r}{more} in its {' and '.join(where) or 'body'}, not as a "
+        "reference to the forgotten interaction: it is what that interaction's own user sent or was "
+        "answered, theirs to keep, and is not rewritten"
+    )
+
+
+def _names_one_of(text: str, ids: Sequence[str]) -> bool:
+    """Whether ``text`` is one of ``ids`` or the id of an item named after one (``<id>/...``)."""
+    return any(text == iid or text.startswith(iid + "/") for iid in ids)
+
+
+def _without_references(node: Any, ids: Sequence[str]) -> tuple[Any, bool]:
+    """``node`` (metadata, JSON) without the strings naming one of ``ids`` (see redact_references)."""
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        changed = False
+        for key, value in node.items():
+            if _names_one_of(key, ids):
+                changed = True
+                continue
+            if isinstance(value, str) and _names_one_of(value, ids):
+                out[key], changed = ERASED_REFERENCE, True
+                continue
+            out[key], sub = _without_references(value, ids)
+            changed |= sub
+        return out, changed
+    if isinstance(node, list):
+        kept: list[Any] = []
+        changed = False
+        for value in node:
+            if isinstance(value, str) and _names_one_of(value, ids):
+                changed = True
+                continue
+            new, sub = _without_references(value, ids)
+            kept.append(new)
+            changed |= sub
+        return kept, changed
+    return node, False
 
 
 def _nowhere(record_id: str) -> str:
@@ -911,7 +1043,27 @@ def _prefix_end(prefix: str) -> str | None:
     return None
 
 
+def _check_scope(scope: object, *, allow_none: bool = True) -> None:
+    """InvalidInput naming the type unless ``scope`` is a :class:`Scope` (or None where allowed).
+
+    A plain string (``scope="ada"``) would otherwise fail deep inside as an AttributeError.
+    """
+    if isinstance(scope, Scope) or (scope is None and allow_none):
+        return
+    optional = " or None" if allow_none else ""
+    raise InvalidInput(
+        f"must be a Scope{optional} (e.g. Scope(user='ada')), got {type(scope).__name__} {_short(scope)}",
+        field="scope",
+    )
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _filters(alias: str, scope: Scope | None) -> tuple[list[str], list[Any]]:
+    _check_scope(scope)
     if scope is None:
         return [], []
     where = [f"{alias}.tenant = ?"]

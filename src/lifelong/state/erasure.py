@@ -5,11 +5,15 @@ the provenance and the caches — and a scan proves that nothing of them is left
 
 1. **Footprint.** Read the scope's interactions first: their ids, their feedback ids, and their texts
    (every string of at least :data:`MIN_TEXT` characters in an observation, an action or a correction).
-2. **Log.** Delete the interactions and their feedback in one transaction
-   (``ExperienceLog.forget(scope, secure=True)``). On SQLite the connection deletes with ``PRAGMA
-   secure_delete`` (freed pages are zeroed), the log's indexes are rebuilt (interior index pages keep
-   copies of deleted keys) and the WAL is checkpointed and truncated, so the deleted bytes do not
-   linger in the database files.
+2. **Log.** Delete the interactions and their feedback in one transaction, and in it rewrite the other
+   interactions whose metadata names a deleted one (another user's request that recalled an item
+   learned from it keeps ``<id>/ExampleBank/0`` in ``metadata["recalled"]``): those references go
+   (:meth:`~lifelong.experience.ExperienceLog.redact_references`); an id still held elsewhere in such
+   a body (what that user sent) stays, and the report says where and why
+   (``ExperienceLog.forget(scope, secure=True)``). On SQLite the connection
+   deletes with ``PRAGMA secure_delete`` (freed pages are zeroed), the log's indexes are rebuilt
+   (interior index pages keep copies of deleted keys) and the WAL is checkpointed and truncated, so the
+   deleted bytes do not linger in the database files.
 3. **Live learners.** A learner named in ``rebuild_with`` is replaced by a fresh one that replays the
    remaining log (its tenant's part for a single-tenant learner) — the only way to take a user out of
    shared parameters (item embeddings, weights, counts). The others drop what they hold of the user in
@@ -92,6 +96,10 @@ class ErasureReport:
     scope: Scope
     interactions_deleted: int
     feedback_deleted: int
+    #: Other interactions whose metadata named a forgotten interaction (recalled its items), rewritten.
+    references_redacted: list[str] = field(default_factory=list)
+    #: Why other interactions still hold a forgotten id (not as a reference: in what their user sent).
+    references_kept: list[str] = field(default_factory=list)
     rows_dropped: list[str] = field(default_factory=list)  # learners that dropped items/rows in place
     rebuilt: dict[str, Learner] = field(default_factory=dict)  # name → learner replayed without the scope
     residual: list[str] = field(default_factory=list)  # learners still carrying the scope's updates
@@ -108,8 +116,9 @@ class ErasureReport:
 
     @property
     def clean(self) -> bool:
-        """True when no learner still carries the scope and the scan (when run) found nothing."""
-        return not self.residual and (self.scan is None or self.scan.clean)
+        """True when no learner still carries the scope, no other interaction still holds one of its
+        ids, and the scan (when run) found nothing."""
+        return not self.residual and not self.references_kept and (self.scan is None or self.scan.clean)
 
     def to_dict(self) -> dict[str, JSON]:
         return {
@@ -117,6 +126,8 @@ class ErasureReport:
             "user": self.scope.user,
             "interactions_deleted": self.interactions_deleted,
             "feedback_deleted": self.feedback_deleted,
+            "references_redacted": list(self.references_redacted),
+            "references_kept": list(self.references_kept),
             "rows_dropped": list(self.rows_dropped),
             "rebuilt": sorted(self.rebuilt),
             "residual": list(self.residual),
@@ -182,7 +193,13 @@ def forget(
         raise InvalidInput(f"no learner named {sorted(unknown)} to rebuild", field="rebuild_with")
     found = footprint(log, scope)
     deleted = log.forget(scope, secure=True)
-    report = ErasureReport(scope, deleted.interactions, deleted.feedback)
+    report = ErasureReport(
+        scope,
+        deleted.interactions,
+        deleted.feedback,
+        references_redacted=list(deleted.references.redacted),
+        references_kept=list(deleted.references.kept),
+    )
     ids = found.interaction_ids
 
     # Live learners.

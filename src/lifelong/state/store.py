@@ -37,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import numbers
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -288,6 +289,8 @@ class VersionStore:
         return self.db.run(read, write=False)
 
     def info(self, name: str, version: int) -> VersionInfo:
+        version = check_version(version)
+
         def read(cur: Cursor) -> Any:
             cur.execute(
                 "SELECT learner, version, learner_version, created, digest, parent, message, metrics "
@@ -303,6 +306,8 @@ class VersionStore:
 
     def state(self, name: str, version: int | None = None) -> dict[str, Any]:
         """The state dict of ``version`` (default: the promoted one)."""
+        if version is not None:
+            version = check_version(version)
         if version is None:
             promoted = self.promoted(name)
             if promoted is None:
@@ -358,6 +363,7 @@ class VersionStore:
     def rewrite(self, name: str, version: int, state: dict[str, Any], *, reason: str) -> VersionInfo:
         """Replace a version's snapshot by ``state`` (erasure redacts it); its new digest is stored and
         the rewrite is recorded in the history. Nothing else may change a stored version."""
+        version = check_version(version)
         info = self.info(name, version)
         blob = encode(state)
         new_digest = digest(state)
@@ -378,6 +384,7 @@ class VersionStore:
     def erase(self, name: str, version: int, *, reason: str) -> None:
         """Delete a version's snapshot for good; the version stays as a tombstone that cannot be restored,
         promoted or rolled back to."""
+        version = check_version(version)
         self.info(name, version)
 
         def write(cur: Cursor) -> None:
@@ -407,6 +414,8 @@ class VersionStore:
 
     def restore(self, learner: Learner, version: int | None = None) -> VersionInfo:
         """Load ``version`` (default: the promoted one) into ``learner``."""
+        if version is not None:
+            version = check_version(version)
         state = self.state(learner.name, version)
         learner.load_state_dict(state)
         info = self.promoted(learner.name) if version is None else self.info(learner.name, version)
@@ -414,6 +423,7 @@ class VersionStore:
         return info
 
     def diff(self, name: str, a: int, b: int) -> StateDiff:
+        a, b = check_version(a, "a"), check_version(b, "b")
         return diff_states(self.state(name, a), self.state(name, b), a, b)
 
     # -- promotion ----------------------------------------------------------------------------------
@@ -433,6 +443,7 @@ class VersionStore:
         A version whose last gate verdict was a failure is never served again without a gate that now
         passes it, or an explicit ``override`` (the reason, kept in the history).
         """
+        version = check_version(version)
         info = self.info(name, version)  # NotFound for an unknown version
         if info.erased:
             raise _erased(name, version)
@@ -479,6 +490,8 @@ class VersionStore:
         Only versions that were served before are default targets (never one that was merely committed,
         failed its gate or was erased); an explicit ``to`` that failed its gate needs ``override``.
         """
+        if to is not None:
+            to = check_version(to, "to")
         current = self.promoted(name)
         if current is None:
             raise NotFound(f"learner {name!r} has no promoted version to roll back from")
@@ -648,6 +661,29 @@ def check_name(name: object) -> str:
     if not name.isprintable() or any(0xD800 <= ord(c) <= 0xDFFF for c in name):
         raise InvalidInput(f"{name!r} holds control or unpaired surrogate characters", field="name")
     return name
+
+
+def check_version(version: object, param: str = "version") -> int:
+    """A version number as an int; :class:`InvalidInput` (field ``version``) for anything else.
+
+    ``"1"`` would match no row (or, worse, a text-typed column could compare it as text); a bool is not a
+    version either. ``param`` names the argument when it is not called ``version`` (``to``, ``a``, ``b``).
+
+    >>> check_version(3)
+    3
+    >>> check_version("1", "to")
+    Traceback (most recent call last):
+    ...
+    lifelong.errors.InvalidInput: version: to must be an int version number, got str '1'
+    """
+    if isinstance(version, numbers.Integral) and not isinstance(version, bool):
+        return int(version)
+    what = "" if param == "version" else f"{param} "
+    text = repr(version)
+    text = text if len(text) <= 60 else text[:57] + "..."
+    raise InvalidInput(
+        f"{what}must be an int version number, got {type(version).__name__} {text}", field="version"
+    )
 
 
 def snapshot_folder(name: str) -> str:

@@ -511,14 +511,18 @@ class Consolidation(PolicyGradient):
             optimizer.step()
         candidate = model.user_weights()
         state: list[dict[str, Any]] = [{k: v.clone() for k, v in optimizer.state[p].items()} for p in params]
+        optimizer.state.clear()  # the user's moments live in ``state`` only (forgetting drops them)
         self.user_step_seconds.append(time.perf_counter() - started)
-        trained = self._user_trained.setdefault(user, [])
-        trained += [pair.interaction_id for pair in new]
-        if len(trained) < self.user_update_every:
-            self._user_candidates[user] = (candidate, state)
-            return 0
-        self._user_candidates.pop(user, None)
-        del self._user_trained[user]
+        with self._lock:
+            if not any(pair.interaction_id in self._user_steps for pair in new):
+                return 0  # the user was forgotten during the step: keep nothing of it
+            trained = self._user_trained.setdefault(user, [])
+            trained += [pair.interaction_id for pair in new]
+            if len(trained) < self.user_update_every:
+                self._user_candidates[user] = (candidate, state)
+                return 0
+            self._user_candidates.pop(user, None)
+            del self._user_trained[user]
         if self.probe is not None and max(self.probe.ppl_ratios(model).values()) > self.probe.max_ppl_ratio:
             self._user_rejected += 1
             return 0
@@ -546,27 +550,32 @@ class Consolidation(PolicyGradient):
         return int(sum(a.nbytes for a in self.users.get(user, {}).values()))
 
     def forget_user(self, user: str, tenant: str | None = None) -> bool:
-        """Drop a user's fast weights, queued pairs and replayed pairs at once. The shared adapter still
-        holds what their pairs taught it until a rebuild from the log. Returns True if anything went
-        (False for a ``tenant`` this learner does not learn for)."""
+        """Drop everything of a user outside the shared adapter at once: fast weights (served and
+        candidate), their moments and version count, queued, replayed and pending pairs and samples, and
+        the ids of their interactions learned from. The shared adapter still holds what their pairs
+        taught it until a rebuild from the log. Returns True if anything went (False for a ``tenant``
+        this learner does not learn for)."""
         if tenant is not None and self.tenant is not None and tenant != self.tenant:
             return False
         with self._lock:
             return self._forget(user)
 
     def _forget(self, user: str) -> bool:
-        found = user in self.users or user in self._user_queue
+        """Everything of ``user`` outside the shared adapter: every per-user dict and queue here and in
+        :class:`PolicyGradient` (pending samples, ids learned from, a guard's replay memory)."""
+        found = user in self.users or user in self._user_queue or user in self._user_versions
         self.users.pop(user, None)
         self._user_moments.pop(user, None)
         self._user_queue.pop(user, None)
+        self._user_versions.pop(user, None)
         self._user_candidates.pop(user, None)
         for interaction_id in self._user_trained.pop(user, []):
             self._user_steps.pop(interaction_id, None)
         before = len(self.queue) + len(self.reservoir)
-        for held in (self._steps_by_id, self._user_steps, self._candidate_pairs, self._pending_steps):
+        for held in (self._steps_by_id, self._user_steps, self._candidate_pairs):
             for interaction_id in [i for i, s in held.items() if s.interaction.scope.user == user]:
                 del held[interaction_id]  # no later version records a link to them
-        self.pending = [s for s in self.pending if s.interaction_id in self._pending_steps]
+        found |= self._forget_samples(user)
         self.queue = [p for p in self.queue if p.user != user]
         self.reservoir = [p for p in self.reservoir if p.user != user]
         if self._serving_user == user:

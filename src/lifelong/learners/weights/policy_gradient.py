@@ -265,7 +265,9 @@ class PolicyGradient(Learner):
         self._last_update_time: float | None = None
         self._prepared = False
         self._seen = 0
-        self._learned: set[str] = set()  # interactions already learned from (feedback may come twice)
+        #: Interactions already learned from (feedback may come twice) → their user, so that forgetting a
+        #: user drops their ids too.
+        self._learned: dict[str, str | None] = {}
         self._floor: float | None = None  # the base adapter's probe reward: no promotion falls below it
         model.adapter_version = 0
 
@@ -315,7 +317,7 @@ class PolicyGradient(Learner):
                 return None
             reward = self.accept_reward if accepted else self.reject_reward
         version = meta.get("version")
-        self._learned.add(step.interaction.id)
+        self._learned[step.interaction.id] = step.interaction.scope.user
         return Sample(
             step.interaction.id,
             tuple(self.model.encode_prompt(str(meta["prompt"]))),
@@ -325,6 +327,24 @@ class PolicyGradient(Learner):
             temperature,
             float(reward),
         )
+
+    def _forget_samples(self, user: str) -> bool:
+        """Drop what of ``user`` this learner keeps beside its adapter: their pending samples and steps,
+        their ids among the interactions learned from, and their samples in a guard's replay memory.
+        (The adapter keeps their updates until it is rebuilt from the log.) True if anything went."""
+        ids = {i for i, u in self._learned.items() if u == user}
+        ids |= {i for i, s in self._pending_steps.items() if s.interaction.scope.user == user}
+        if not ids:
+            return False
+        for interaction_id in ids:
+            self._learned.pop(interaction_id, None)
+            self._pending_steps.pop(interaction_id, None)
+        self.pending = [s for s in self.pending if s.interaction_id not in ids]
+        for guard in self.guards:
+            memory = getattr(guard, "memory", None)  # the replay guard's (sample, advantage) pairs
+            if isinstance(memory, list):
+                memory[:] = [m for m in memory if getattr(m[0], "interaction_id", None) not in ids]
+        return True
 
     def update(self) -> bool:
         """Update the adapter on the pending samples now (whatever the cadence), gate the candidate,
