@@ -627,6 +627,14 @@ BENCH_OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
         "--workers",
         {"type": _int_at_least(1), "help": "service workers on PostgreSQL (default 2)"},
     ),
+    "streams": (
+        "--streams",
+        {"type": _names, "help": "streams to run, comma-separated: labels, support (default both)"},
+    ),
+    "support-tokens": (
+        "--support-tokens",
+        {"type": _int_at_least(1), "help": "max_tokens of a support request (default 48)"},
+    ),
     "objective": (
         "--objective",
         {
@@ -782,34 +790,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser(
         "demo",
-        help="the main job: a code-completion agent learns a codebase, next to its frozen control",
-        description="A simulated developer writes a real codebase (a standard-library package by default) "
-        "top to bottom; at sampled line starts the embedded model (Gemma 3 270M, llama.cpp) suggests the "
-        "rest of the line. The learning agent learns from every accept, reject and correction (example "
-        "bank, lessons, memory, suggestion gate); its frozen control answers the same requests. Shows "
-        "both accept rates live, writes the curves (PNG + JSON), versions the learned state and checks "
-        "that replaying the log rebuilds it.",
+        help="the main job: lifelong serve learns a support desk's routing app, next to its frozen shadow",
+        description="Starts lifelong serve in this process on the embedded defaults (SQLite, Gemma 3 270M, "
+        "MiniLM); a simulated support desk declares its routing app and sends customer queries with the "
+        "official openai client, correcting every answer with the intent a human chose. Prints the right "
+        "answers served by the learner and by the frozen shadow (the same model, nothing learned), checks "
+        "that replaying the log rebuilds the learned state, writes the curves (PNG + JSON) and says where "
+        "the log and the dashboard are. The code-completion run is `lifelong bench code-completion`.",
     )
     demo.add_argument(
-        "--package",
-        type=_names,
-        default="email",
-        help="standard-library package(s), comma-separated (default: email)",
-    )
-    demo.add_argument(
-        "--source",
+        "--data",
         type=_nonempty,
-        help="a directory or git checkout to write instead of the standard library",
+        help="a folder in the BANKING77 layout (default: ../shared/data/banking77; without it, the "
+        "standard library's docstrings routed to their modules)",
     )
-    demo.add_argument(
-        "--requests", type=_int_at_least(1), default=150, help="completion requests (default 150)"
-    )
-    demo.add_argument(
-        "--rate", type=_fraction, default=0.25, help="share of lines that are requests (default 0.25)"
-    )
-    demo.add_argument("--seed", type=_int_at_least(0), default=0, help="which lines are sampled (default 0)")
+    demo.add_argument("--requests", type=_int_at_least(1), default=200, help="customer queries (default 200)")
+    demo.add_argument("--seed", type=_int_at_least(0), default=0, help="the queries' order (default 0)")
     demo.add_argument("--out", type=_out_dir, default="runs/demo", help="output folder (default: runs/demo)")
-    demo.add_argument("--log", type=_nonempty, help="experience log URL (default: OUT/experience.db)")
     demo.set_defaults(func=cmd_demo)
 
     bench = sub.add_parser(

@@ -1,185 +1,271 @@
-"""``lifelong demo``: the flagship — a code-completion agent learns a codebase as a developer works in it.
+"""``lifelong demo``: the product — ``lifelong serve`` learns from an app's feedback beside its frozen shadow.
 
-A simulated developer writes the files of a real codebase (a standard-library package of the running
-Python by default, or any directory given with ``--source``) top to bottom. At sampled line starts the
-agent — Gemma 3 270M in-process via llama.cpp, weights frozen — suggests the rest of the line or stays
-silent; the developer accepts an exact match and otherwise types the true line, which the agent sees
-as a correction. The *learning* agent keeps an example bank, lessons and a memory of definitions
-(token space), asks the model both with and without what it learned, and a suggestion gate learns
-which candidate to suggest and when to stay silent — without giving up accepted work; its *frozen
-control* is the same agent with learning switched off, answering the same requests in lockstep.
-Every interaction and its feedback goes to the experience log before anything learns.
+The demo starts the service in this process on the embedded defaults (a SQLite log in ``OUT/service``,
+Gemma 3 270M in-process through llama.cpp, MiniLM embeddings) and plays a support desk's routing app
+against it: the app declares itself once (``POST /v1/apps``: a label app whose labels are the data set's
+intents), then sends customer queries with the official ``openai`` client and, for each answer, the
+feedback a real app would send — the intent a human agent routed the query to (a correction). The
+service answers every request with the app's learning agent (examples, lessons and memory in the prompt,
+five more experts and a mixture that learns whom to trust, a prompt search in idle time) and, beside it,
+with its *frozen shadow* — the same model asked the same request with nothing learned.
 
-The terminal shows both accept rates live; at the end the demo writes the curves (PNG + JSON), commits
-and promotes the learned state in a version store next to the log, checks that replaying the log
-rebuilds that state exactly, and prints where everything is.
+The queries come from BANKING77 (``--data``, default ``../shared/data/banking77``); where it is missing,
+from the docstrings of Python's own standard library (the routing question of a developer assistant:
+which module does this?), written to ``OUT/stdlib-intents`` first, so the demo runs on any machine.
+
+At the end it prints the user-value table (right answers served by the learner and by the shadow, and
+their ratio), checks that replaying the service's log into a fresh agent rebuilds the learned state
+(every learner but the prompt search, whose evidence is model calls, not the log), writes the curves
+(PNG + JSON), and says where the log and the dashboard are.
 """
 
 from __future__ import annotations
 
 import argparse
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 
-from lifelong.agents import Agent, CodeCompletionTask
-from lifelong.agents.tasks import code_facts
-from lifelong.envs.code_completion import CodeCompletion
-from lifelong.errors import InvalidInput
-from lifelong.eval.agents import AgentRun, AgentTrace
-from lifelong.eval.loop import progress_bar
+from lifelong.agents.apps import App, build_agent
+from lifelong.agents.harness import HarnessSearch
+from lifelong.bench.serve import free_port
+from lifelong.data import IntentData, load_intents
+from lifelong.envs.intent_stream import IntentStream
+from lifelong.errors import BackendUnavailable, InvalidInput, NotFound
+from lifelong.eval.metrics import windowed
 from lifelong.eval.result import Curve, Result
-from lifelong.experience import ExperienceLog, Scope, new_id
-from lifelong.learners import ExampleBank, Lessons, Memory
-from lifelong.learners.context.gate import SuggestionGate
-from lifelong.models.base import CachedEmbedder, Embedder, Model
-from lifelong.state import VersionStore, digest
+from lifelong.experience import ExperienceLog, Scope
+from lifelong.state import digest
 
-DEFAULT_PACKAGE = "email"
-
-
-def make_agent(model: Model, embedder: Embedder, log: ExperienceLog) -> Agent:
-    """The learning agent of the demo (the control is the same agent, frozen)."""
-    return Agent(
-        model,
-        CodeCompletionTask(),
-        log,
-        examples=ExampleBank(embedder, per_user=True),
-        lessons=Lessons(embedder, per_user=True),
-        memory=Memory(embedder, extract=code_facts, per_user=True),
-        gate=SuggestionGate(),  # objective "keep": reward without losing accepted work
-        plain=True,  # the frozen model's own suggestion stays a candidate: nothing it would give is lost
-        token_budget=768,
-    )
+TENANT = "demo"
+APP = "support-routing"
+INSTRUCTION = "Route each customer query to the team that handles its intent."
 
 
 def run_demo(args: argparse.Namespace) -> int:
     if args.requests < 10:
         raise InvalidInput(f"must be >= 10, got {args.requests}", field="--requests")
-    from lifelong.models import LlamaCpp, MiniLM
-
     out = Path(args.out)
-    session = time.strftime("run-%Y%m%dT%H%M%S-") + new_id()[:6]  # several runs can share one log
-    scope = Scope(tenant="code", user="developer", session=session)
-
-    def make_env() -> CodeCompletion:
-        kw: dict[str, Any] = {"rate": args.rate, "limit": args.requests, "scope": scope}
-        if args.source:
-            return CodeCompletion.from_path(args.source, **kw)
-        return CodeCompletion.from_stdlib(args.package.split(","), **kw)
-
-    envs = (make_env(), make_env())  # fails early if the source is missing
-    where = args.source or f"the standard library's {args.package}"
     out.mkdir(parents=True, exist_ok=True)
-    log_url = args.log or str(out / "experience.db")
-    log = ExperienceLog(log_url)
-    control_log = ExperienceLog(":memory:")  # the control's interactions are not the product's
-    print(f"lifelong demo: a developer writes {where}; {len(envs[0])} completion requests (seed {args.seed})")
-    print("loading Gemma 3 270M (llama.cpp) and all-MiniLM-L6-v2 ...", flush=True)
+    data = _data(args.data, out)
+    stream = IntentStream(*_texts(data), limit=args.requests)
+    labels = tuple(sorted(set(stream.labels)))
+    app = App(APP, "label", labels=labels, instruction=INSTRUCTION)
+    print(
+        f"lifelong demo: a support desk routes {args.requests} customer queries ({data.name}, {len(labels)} "
+        f"intents, order {args.seed}) through lifelong serve; each answer is corrected by a human agent",
+        flush=True,
+    )
     started = time.perf_counter()
-    model, embedder = LlamaCpp(), CachedEmbedder(MiniLM())
-    learner = make_agent(model, embedder, log)
-    control = make_agent(model, embedder, control_log).freeze()
-    runs = {
-        "learner": AgentRun(learner, envs[0], args.seed),
-        "control": AgentRun(control, envs[1], args.seed),
-    }
-    print(f"ready in {time.perf_counter() - started:.0f} s; log: {log_url}", flush=True)
-
-    with progress_bar(len(envs[0]), "completing", True, unit="req") as bar:
-        while not runs["learner"].done:
-            for run in runs.values():
-                run.step()
-            live = _live(runs["learner"].trace, runs["control"].trace)
-            bar.set_postfix_str(live, refresh=False)
-            bar.update(1)
-            done = len(runs["learner"].trace)
-            if bar.disable and (done % 25 == 0 or runs["learner"].done):  # no terminal: a line now and then
-                print(f"  {done:4d} requests: {live}", flush=True)
-
-    traces = {name: run.trace for name, run in runs.items()}
-    result = _result(traces, args, where)
-    store = VersionStore(log_url)
-    for name, item_learner in learner.all_learners.items():
-        version = store.commit(item_learner, message=f"demo {session}: {name}")
-        store.promote(item_learner.name, version.version)
-    same = _replay_matches(learner, log, scope, model, embedder)
-    result.config["replay_rebuilds_same_state"] = same
+    with _service(out / "service") as (url, key, svc):
+        print(
+            f"service ready in {time.perf_counter() - started:.0f} s at {url} (Gemma 3 270M, MiniLM, SQLite)"
+        )
+        served, shadow = _play(url, key, app, stream, args.seed)
+        # on the learner thread: nothing else touches the learners while they are compared
+        same, compared = svc.thread.submit(lambda: _replay_matches(svc, app)).result()
+        curve = httpx.get(
+            url + "/v1/learning",
+            params={"app": APP, "window": max(10, args.requests // 10)},
+            headers={"Authorization": f"Bearer {key}"},
+        ).json()
+        log_url = svc.config.log_url
+    result = _result(served, shadow, args, data.name, same, curve)
     json_path, png_path = result.save(out, "demo")
-
     print()
-    print(_table(traces))
-    print(f"\nlog: {log.stats().interactions} interactions in {log_url} (and the learned state)")
-    print(f"replay of the log rebuilds the same learned state: {'yes' if same else 'NO'}")
+    print(_table(served, shadow))
+    rebuilt = "yes" if same else "NO"
+    print(f"\nreplay of the log rebuilds the same learned state: {rebuilt} ({compared} learners)")
+    print(f"log: {log_url}")
+    print(
+        f"dashboard: lifelong serve --data-dir {out / 'service'}  then open http://127.0.0.1:8000/dashboard"
+    )
     print(f"curves: {png_path}\nresult: {json_path}")
     print(f"total {time.perf_counter() - started:.0f} s")
-    log.close()
-    store.close()
     return 0 if same else 1
 
 
-def _live(learner: AgentTrace, control: AgentTrace) -> str:
-    def part(t: AgentTrace) -> str:
-        s = t.summary()
-        return f"accept {s['accept_rate']:.0%} of {sum(t.suggested)}"
-
-    return f"learner {part(learner)} | control {part(control)}"
+# ------------------------------------------------------------------------------------------ the service
 
 
-def _table(traces: dict[str, AgentTrace]) -> str:
-    rows = ["             accept rate  suggestion rate  accepted/request  reward/request  chars saved"]
-    for name, trace in traces.items():
-        s = trace.summary()
-        rows.append(
-            f"  {name:9s}  {s['accept_rate']:10.1%}  {s['suggestion_rate']:15.1%}  {s['right_rate']:16.1%}"
-            f"  {s['reward_per_request']:+14.3f}  {int(s['chars_saved']):11d}"
+@contextmanager
+def _service(folder: Path) -> Iterator[tuple[str, str, Any]]:
+    """The service in this process (uvicorn in a thread) on the embedded defaults, and an API key."""
+    import uvicorn
+
+    from lifelong.serve.app import create_app, open_service
+    from lifelong.serve.config import ServeConfig
+
+    print("loading Gemma 3 270M (llama.cpp) and all-MiniLM-L6-v2 ...", flush=True)
+    config = ServeConfig(data_dir=str(folder), port=free_port(), rate_limit=0.0)
+    svc = open_service(config)
+    key = svc.keys.create(TENANT, name="lifelong demo").key
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(service=svc), host="127.0.0.1", port=config.port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, name="lifelong-serve", daemon=True)
+    thread.start()
+    deadline = time.time() + 120
+    while not server.started:
+        if not thread.is_alive() or time.time() > deadline:
+            raise BackendUnavailable(f"http://127.0.0.1:{config.port}", "the demo's service did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{config.port}", key, svc
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        svc.thread.shutdown(wait=True)
+        svc.log.close()
+        svc.store.close()
+
+
+def _play(
+    url: str, key: str, app: App, stream: IntentStream, seed: int
+) -> tuple[list[bool], list[bool | None]]:
+    """The app: declare itself, ask every query with the official client, send the right intent back."""
+    from openai import OpenAI
+
+    client = OpenAI(base_url=url + "/v1", api_key=key, max_retries=0, timeout=300)
+    http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=300)
+    declared = http.post("/v1/apps", json=app.to_dict())
+    if declared.status_code != 200:
+        raise InvalidInput(f"the service refused the app: {declared.text}", field="app")
+    served: list[bool] = []
+    shadow: list[bool | None] = []
+    text, _ = stream.reset(seed=seed)
+    done = False
+    while not done:
+        reply = client.chat.completions.create(
+            model=app.name, messages=[{"role": "user", "content": text}], max_tokens=16, user="customer"
         )
-    learner, control = (traces[n].summary() for n in ("learner", "control"))
-    parts, wins = [], 0
-    for key, label in (
-        ("accept_rate", "accept rate"),
-        ("right_rate", "accepted completions"),
-        ("chars_saved", "characters saved"),
-    ):
-        wins += learner[key] > control[key]
-        ratio = f"{learner[key] / control[key]:.2f}x" if control[key] > 0 else "n/a"
-        parts.append(f"{label} {ratio}")
-    rows.append(f"  learner / control: {', '.join(parts)} — the learner wins on {wins} of 3")
+        label = reply.choices[0].message.content or ""
+        text, _, done, _, info = stream.step(label or None)
+        http.post("/v1/feedback", json={"interaction_id": reply.id, "correction": info["correct_action"]})
+        served.append(label == info["correct_action"])
+        logged = http.get(f"/v1/interactions/{reply.id}").json()
+        shadow.append(None if logged.get("shadow_score") is None else bool(logged["shadow_score"]))
+        if len(served) % 25 == 0 or done:
+            print(f"  {len(served):4d} requests: {_live(served, shadow)}", flush=True)
+    http.close()
+    client.close()
+    return served, shadow
+
+
+def _live(served: list[bool], shadow: list[bool | None]) -> str:
+    judged = [s for s in shadow if s is not None]
+    return (
+        f"learner right {sum(served)} ({np.mean(served):.0%})  |  frozen shadow right {sum(judged)} "
+        f"({np.mean(judged) if judged else 0:.0%})"
+    )
+
+
+def _table(served: list[bool], shadow: list[bool | None]) -> str:
+    n = len(served)
+    judged = [s for s in shadow if s is not None]
+    half = n // 2
+    rows = ["                  right answers served   rate     last half"]
+    rows.append(
+        f"  learner         {sum(served):20d}   {np.mean(served):5.1%}   {np.mean(served[half:]):8.1%}"
+    )
+    rows.append(
+        f"  frozen shadow   {sum(judged):20d}   {np.mean(judged) if judged else 0:5.1%}   "
+        f"{np.mean([s for s in shadow[half:] if s is not None] or [False]):8.1%}"
+    )
+    ratio = sum(served) / sum(judged) if sum(judged) else float("inf")
+    verdict = "at least 2x" if ratio >= 2 else "less than 2x"
+    rows.append(
+        f"  the learner served {ratio:.2f}x the shadow's right answers ({verdict}); the shadow answered "
+        f"{len(judged)} of {n} requests"
+    )
     return "\n".join(rows)
 
 
-def _result(traces: dict[str, AgentTrace], args: argparse.Namespace, where: str) -> Result:
-    result = Result(name=f"demo: code completion on {where}", protocol="prequential agent", seeds=[args.seed])
-    n = len(traces["learner"])
-    x = np.arange(1, n + 1, dtype=float)
-    for name, trace in traces.items():
-        suggested = np.cumsum(trace.suggested)
-        accepted = np.cumsum(trace.right)
-        rate = np.where(suggested > 0, accepted / np.maximum(suggested, 1), np.nan)
-        result.curves[f"{name} accept rate"] = Curve(
-            x.tolist(), [rate.tolist()], kind="accept rate", ylabel="accepted / suggested (cumulative)"
+def _replay_matches(svc: Any, app: App) -> tuple[bool, int]:
+    """Replay the service's log into a fresh agent for the app: is every learned state the same as the
+    service's (all but the prompt search, whose evidence is model calls)? And how many were compared."""
+    engine = svc.engine
+    engine.catch_up()
+    live = {
+        name: learner
+        for name, learner in engine.state(TENANT, APP).learners.items()
+        if not isinstance(learner, HarnessSearch)
+    }
+    fresh = build_agent(app, engine.model, engine.embedder, ExperienceLog(":memory:"))
+    steps = [
+        s
+        for s in svc.log.replay(Scope(TENANT), order="feedback")
+        if s.interaction.metadata.get("app") == app.name
+    ]
+    for name, original in live.items():
+        rebuilt = fresh.all_learners[name]
+        rebuilt.name = original.name
+        rebuilt.learn_many(steps)
+        if digest(rebuilt.state_dict()) != digest(original.state_dict()):
+            print(f"  {name}: the replayed state differs", flush=True)
+            return False, len(live)
+    return True, len(live)
+
+
+def _result(
+    served: list[bool], shadow: list[bool | None], args: argparse.Namespace, name: str, same: bool, curve: Any
+) -> Result:
+    result = Result(
+        name=f"demo: {name} routing through lifelong serve", protocol="prequential service", seeds=[args.seed]
+    )
+    window = max(10, len(served) // 10)
+    for variant, values in (
+        ("learner", [float(s) for s in served]),
+        ("frozen shadow", [float(bool(s)) for s in shadow]),
+    ):
+        xs, ys = windowed(np.asarray(values), window)
+        result.curves[variant] = Curve(
+            [float(x) for x in xs], [ys.tolist()], kind="score", ylabel="right answers per request (window)"
         )
-        reward = np.cumsum(trace.reward) / x
-        result.curves[f"{name} reward"] = Curve(
-            x.tolist(), [reward.tolist()], kind="reward", ylabel="reward per request (cumulative)"
-        )
-        for key, value in trace.summary().items():
-            result.add_metric(f"{name}.{key}", [value])
-    result.config = {"source": where, "requests": n, "rate": args.rate, "seed": args.seed}
+    judged = [s for s in shadow if s is not None]
+    result.add_metric("learner.right", [float(sum(served))])
+    result.add_metric("learner.right_rate", [float(np.mean(served))])
+    result.add_metric("shadow.right", [float(sum(judged))])
+    result.add_metric("shadow.right_rate", [float(np.mean(judged)) if judged else 0.0])
+    result.extra["right_ratio"] = sum(served) / sum(judged) if sum(judged) else None
+    result.extra["learning"] = curve
+    result.config = {
+        "data": name,
+        "requests": len(served),
+        "seed": args.seed,
+        "replay_rebuilds_same_state": same,
+        "shadow_judged": len(judged),
+    }
     return result
 
 
-def _replay_matches(
-    learner: Agent, log: ExperienceLog, scope: Scope, model: Model, embedder: Embedder
-) -> bool:
-    """Replay the session's log into a fresh agent: is every learned state the same, bit for bit?"""
-    fresh = make_agent(model, embedder, ExperienceLog(":memory:"))
-    steps = list(log.replay(scope))
-    for name, original in learner.all_learners.items():
-        rebuilt = fresh.all_learners[name]
-        rebuilt.learn_many(steps)
-        if digest(rebuilt.state_dict()) != digest(original.state_dict()):
-            return False
-    return True
+# ------------------------------------------------------------------------------------------ data
+
+
+def _data(path: str | None, out: Path) -> IntentData:
+    """BANKING77 (or ``path``); the standard library's docstrings when no data folder is found."""
+    try:
+        return load_intents(path, holdout=0.0)
+    except NotFound:
+        if path is not None:
+            raise
+    from lifelong.bench.make_stdlib_intents import main as make_stdlib_intents
+
+    folder = out / "stdlib-intents"
+    if not (folder / "train.csv").is_file():
+        print(
+            "no BANKING77 here: routing the standard library's docstrings to their modules instead",
+            flush=True,
+        )
+        make_stdlib_intents(["--out", str(folder)])
+    return load_intents(str(folder), holdout=0.0)
+
+
+def _texts(data: IntentData) -> tuple[list[str], list[str]]:
+    return list(data.train.texts), list(data.train.labels)

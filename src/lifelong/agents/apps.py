@@ -123,7 +123,17 @@ class App:
         unknown = sorted(set(data) - set(known))
         if unknown:
             raise InvalidInput(f"unknown field(s) {unknown}; an app has {', '.join(known)}", field=unknown[0])
-        return cls(**{k: (tuple(v) if k == "labels" else v) for k, v in data.items()})
+        labels = data.get("labels", ())
+        if isinstance(labels, str) or not isinstance(labels, list | tuple):
+            raise InvalidInput("must be a list of labels", field="labels")
+        return cls(
+            data.get("name"),  # type: ignore[arg-type]  # checked by __post_init__
+            data.get("task"),  # type: ignore[arg-type]
+            labels=tuple(labels),
+            instruction=data.get("instruction"),
+            harness=data.get("harness", True),
+            misapply_cost=data.get("misapply_cost", 1.0),
+        )
 
 
 def build_agent(

@@ -275,6 +275,30 @@ Reads no data set; Crafter runs offline from its PyPI package.""",
         options=("episodes", "variants", "llm-episodes", "model-url", "transfer-steps"),
         example="  lifelong bench crafter --out runs/bench --seeds 5 --episodes 30",
     ),
+    "serve-learning": Suite(
+        "what lifelong serve learns, through its API with the official openai client: a label app and a "
+        "support-answer app on a BANKING77-layout stream, vs the frozen shadow, every expert alone and the "
+        "library's agent (--steps: requests per order)",
+        "serve_learning:serve_learning",
+        about="""\
+A real `lifelong serve` process per stream order (Gemma 3 270M in-process, MiniLM, SQLite in OUT); this
+process is the app: it declares its apps (POST /v1/apps), sends every request with the official `openai`
+client and the feedback a real app would send. --streams labels: an intent-routing app (task: label),
+each query corrected with its intent; the service's answers against the frozen shadow it runs beside
+them, every expert alone (read from the service's log) and the library's agent for the same app on the
+same order (--variants service drops it). --streams support: a support app (task: chat); each intent
+has one answer text (written from its name by the benchmark), which the simulated support agent gives
+as the correction; right answers, the shadow's, repeat error by intent and misapplied corrections.""",
+        data=INTENTS_DATA.format(
+            probe="train.csv (streamed), test.csv",
+            single="  - one CSV file: all its rows are streamed (this suite has no probe).\n",
+        ),
+        steps="requests per stream and order (default 1000)",
+        options=("columns", "delimiter", "variants", "streams", "support-tokens"),
+        example="  lifelong bench serve-learning --out runs/bench --seeds 3 --steps 1000\n"
+        "  lifelong bench serve-learning --out runs/quick --seeds 1 --steps 200 --streams support "
+        "--variants service",
+    ),
     "serve": Suite(
         "the learning service on loopback: proxy overhead at 100K learned items, /v1/feedback throughput "
         "(SQLite, 1 worker; PostgreSQL, --workers), feedback -> visible across workers",

@@ -109,7 +109,8 @@ def generate(model: Model, call: Call) -> Completion:
             temperature=call.temperature,
             choices=call.choices,
         )
-    messages = tuple(call.prompt)
+    assert not isinstance(call.prompt, str)
+    messages = call.prompt
     chat = getattr(model, "chat", None)
     if callable(chat):
         out: Completion = chat(

@@ -205,8 +205,10 @@ async def _follow(s: Service) -> None:
         await asyncio.sleep(s.config.poll_seconds)
         with contextlib.suppress(LifelongError):
             await s.in_engine(s.engine.catch_up)
-            while s.idle() and await s.in_engine(s.engine.background):
-                pass
+            while s.idle():
+                made: int = await s.in_engine(lambda: s.engine.background())
+                if not made:
+                    break
 
 
 def app_from_env() -> FastAPI:

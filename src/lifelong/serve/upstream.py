@@ -30,7 +30,11 @@ from lifelong.models.openai_compat import OpenAICompatible
 
 class Upstream(Protocol):
     name: str
-    model: Model  # the synchronous face of the same model
+
+    @property
+    def model(self) -> Model:
+        """The synchronous face of the same model (token counts, background replays)."""
+        ...
 
     async def complete(self, call: Call) -> Completion: ...
 

@@ -48,11 +48,11 @@ def view(step: Step) -> InteractionView:
         user=i.scope.user,
         session=i.scope.session,
         app=app_of(i),
-        endpoint=i.metadata.get("endpoint"),  # type: ignore[arg-type]
+        endpoint=i.metadata.get("endpoint"),
         query=i.observation.get("query") if isinstance(i.observation, dict) else i.observation,
         answer=i.action,
         shadow=i.metadata.get(PLAIN_ANSWER),
-        recalled=i.metadata.get(RECALLED, {}),  # type: ignore[arg-type]
+        recalled=i.metadata.get(RECALLED, {}),
         score=served,
         shadow_score=shadow,
         feedback=[
