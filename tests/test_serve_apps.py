@@ -69,26 +69,27 @@ def test_an_app_is_declared_once_and_named_by_the_model_field(service: Service) 
 
 
 def test_a_label_app_learns_from_corrections(service: Service) -> None:
+    queries = {
+        "my card got stolen on the train": "lost_or_stolen_card",
+        "how do I set a new PIN for my card": "change_pin",
+        "the top up of my account did not go through": "top_up_failed",
+    }
     with service.client("learns") as http:
         declare(http, "routing", "label", labels=LABELS)
         client = openai_client(service, "learns")
-        queries = {
-            "my card got stolen on the train": "lost_or_stolen_card",
-            "how do I set a new PIN for my card": "change_pin",
-            "the top up of my account did not go through": "top_up_failed",
-        }
-        for text, right in queries.items():
-            _, interaction_id = ask(client, "routing", text)
-            assert (
-                http.post(
-                    "/v1/feedback", json={"interaction_id": interaction_id, "correction": right}
-                ).status_code
-                == 200
-            )
-        served = {text: ask(client, "routing", text)[0] for text in queries}
+        rounds = []
+        for _ in range(3):  # each answer corrected: the experts learn the labels, the mixture whom to trust
+            served = {}
+            for text, right in queries.items():
+                served[text], interaction_id = ask(client, "routing", text)
+                done = http.post("/v1/feedback", json={"interaction_id": interaction_id, "correction": right})
+                assert done.status_code == 200, done.text
+            rounds.append(served)
+        logged = http.get(f"/v1/interactions/{interaction_id}").json()
         curve = http.get("/v1/learning", params={"app": "routing", "window": 3}).json()
-    assert served == queries  # every corrected question, asked again, gets its corrected label
-    assert curve["app"] == "routing" and curve["judged"] == 3
+    assert logged["proposals"]["nearest"][0][0] == "top_up_failed"  # every expert's proposal is logged
+    assert rounds[-1] == queries, rounds  # by the third round every corrected question gets its label
+    assert curve["app"] == "routing" and curve["judged"] == 9 and curve["points"][-1]["served"] == 1.0
 
 
 def test_a_chat_app_serves_the_corrected_answer_once_its_gate_trusts_it(service: Service) -> None:

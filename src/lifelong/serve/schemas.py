@@ -212,8 +212,11 @@ class InteractionView(Reply):
     endpoint: str | None
     query: JsonValue
     answer: JsonValue
-    shadow: JsonValue
+    shadow: JsonValue = Field(description="the frozen shadow's answer (None: blank, or not asked)")
+    shadow_asked: bool
     recalled: dict[str, Any]
+    proposals: dict[str, Any] = Field(description="what each expert proposed, with its score")
+    candidates: list[Any] = Field(description="what the gate chose among, with each candidate's features")
     score: float | None
     shadow_score: float | None
     feedback: list[dict[str, Any]]

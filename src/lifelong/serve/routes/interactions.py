@@ -9,6 +9,8 @@ from fastapi import APIRouter, Query
 from lifelong.agents.agent import PLAIN_ANSWER
 from lifelong.experience.records import Scope, Step
 from lifelong.learners.context.base import RECALLED, right_answer
+from lifelong.learners.context.gate import GATE
+from lifelong.learners.experts.mixture import logged_proposals
 from lifelong.serve.curve import scores
 from lifelong.serve.deps import AppName, Caller, ServiceDep, checked
 from lifelong.serve.engine import app_of, interaction_tenant
@@ -52,7 +54,10 @@ def view(step: Step) -> InteractionView:
         query=i.observation.get("query") if isinstance(i.observation, dict) else i.observation,
         answer=i.action,
         shadow=i.metadata.get(PLAIN_ANSWER),
+        shadow_asked=PLAIN_ANSWER in i.metadata,
         recalled=i.metadata.get(RECALLED, {}),
+        proposals=logged_proposals(step),
+        candidates=i.metadata.get(GATE) or [],
         score=served,
         shadow_score=shadow,
         feedback=[
