@@ -25,8 +25,9 @@ import pytest
 import lifelong.models.openai_compat as openai_compat
 from lifelong.errors import BackendUnavailable, InvalidInput, ModelError
 from lifelong.models import Completion, LlamaCpp, MiniLM, OpenAICompatible, default_gguf
+from lifelong.models.base import Call
 from lifelong.models.openai_compat import Failure, RetryPolicy, closest
-from lifelong.serve.upstream import Generated, HttpUpstream, Request
+from lifelong.serve.upstream import HttpUpstream
 
 pytestmark = pytest.mark.slow
 
@@ -480,12 +481,12 @@ def test_the_model_check_reads_the_served_models(face: str, scripted: Scripted) 
 def test_the_service_upstream_is_the_async_face(scripted: Scripted) -> None:
     chunks = [{"choices": [{"delta": {"content": t}, "finish_reason": None}]} for t in ("o", "k")]
 
-    async def run() -> tuple[str, Generated, list[str | Generated]]:
+    async def run() -> tuple[str, Completion, list[str | Completion]]:
         upstream = HttpUpstream(scripted.url, retries=1, backoff=0.01)
         try:
             await upstream.check()
-            done = await upstream.generate(Request("completion", 4, prompt="p", extra={"top_p": 0.9}))
-            chat = Request("chat", 4, messages=({"role": "user", "content": "x"},))
+            done = await upstream.complete(Call("p", 4, extra={"top_p": 0.9}))
+            chat = Call(({"role": "user", "content": "x"},), 4)
             return upstream.name, done, [piece async for piece in upstream.stream(chat)]
         finally:
             await upstream.aclose()
@@ -498,8 +499,8 @@ def test_the_service_upstream_is_the_async_face(scripted: Scripted) -> None:
     )
     name, done, pieces = asyncio.run(run())
     assert name == "served" and (done.text, done.prompt_tokens, done.finish_reason) == ("done", 2, "length")
-    assert pieces[:2] == ["o", "k"] and isinstance(pieces[2], Generated) and pieces[2].text == "ok"
-    assert pieces[2].finish_reason == "stop"  # the server gave none
+    assert pieces[:2] == ["o", "k"] and isinstance(pieces[2], Completion) and pieces[2].text == "ok"
+    assert pieces[2].finish_reason is None  # the server gave none (the service then says "stop")
     bodies = [body for _, _, body, _ in scripted.seen]
     assert bodies[2]["top_p"] == 0.9 and bodies[2]["model"] == "served" and len(bodies) == 4
     with pytest.raises(InvalidInput, match="upstream"):

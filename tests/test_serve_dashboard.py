@@ -121,3 +121,39 @@ def test_a_wrong_key_is_told_on_the_page(service: Service) -> None:
         page.wait_for_function("document.getElementById('error').textContent.length > 0")
         assert "not valid" in (page.text_content("#error") or "")
         browser.close()
+
+
+def test_the_dashboard_shows_one_app_beside_its_shadow(service: Service) -> None:
+    from playwright.sync_api import sync_playwright
+
+    labels = ["billing", "refunds", "login"]
+    with service.client("desk") as http:
+        http.post("/v1/apps", json={"name": "routing", "task": "label", "labels": labels})
+        for n, (text, right) in enumerate(
+            [
+                ("I was charged twice", "billing"),
+                ("give me my money back", "refunds"),
+                ("cannot sign in", "login"),
+            ]
+        ):
+            r = http.post(
+                "/v1/chat/completions",
+                json={"model": "routing", "messages": [{"role": "user", "content": text}], "user": f"u{n}"},
+            )
+            http.post("/v1/feedback", json={"interaction_id": r.json()["id"], "correction": right})
+        curve = http.get("/v1/learning", params={"window": 10, "app": "routing"}).json()
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1300, "height": 1000})
+        page.goto(service.url + "/dashboard")
+        page.fill("#key", service.key("desk"))
+        page.click("#load")
+        page.wait_for_function("document.querySelectorAll('#app option').length === 2", timeout=20_000)
+        page.select_option("#app", "routing")
+        page.wait_for_selector("#learners tbody tr[data-learner='combiner']")
+        assert page.text_content("#judged") == str(curve["judged"]) == "3"
+        assert page.text_content("#right-served") == str(int(curve["right_served"]))
+        assert page.text_content("#right-shadow") == str(int(curve["right_shadow"]))
+        assert page.locator("#interactions tbody tr").count() == 3
+        browser.close()

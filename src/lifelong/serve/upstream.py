@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Protocol
 
+from lifelong.errors import InvalidInput
 from lifelong.models.base import Call, Completion, Model, generate
 from lifelong.models.openai_compat import OpenAICompatible
 
@@ -60,9 +61,12 @@ class HttpUpstream:
         api_key: str | None = None,
         timeout: float = 60.0,
         retries: int = 2,
+        backoff: float = 0.25,
     ) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise InvalidInput(f"must start with http:// or https://, got {base_url!r}", field="upstream")
         self.client = OpenAICompatible(
-            base_url, model=model, api_key=api_key, timeout=timeout, retries=retries
+            base_url, model=model, api_key=api_key, timeout=timeout, retries=retries, backoff=backoff
         )
         self.model: Model = self.client
         self.name = model or "upstream"
