@@ -374,15 +374,10 @@ CLI_CASES: list[tuple[Any, ...]] = [  # id, arguments, what the error names[, a 
     ("bench-variants-empty", ["bench", "weights", "--out", "b", "--variants", ""], "--variants"),
     ("demo-requests-0", ["demo", "--requests", "0"], "--requests"),
     ("demo-requests-negative", ["demo", "--requests", "-5"], "--requests"),
-    ("demo-rate-2", ["demo", "--rate", "2"], "--rate"),
-    ("demo-rate-0", ["demo", "--rate", "0"], "--rate"),
-    ("demo-rate-nan", ["demo", "--rate", "nan"], "--rate"),
-    ("demo-rate-negative", ["demo", "--rate", "-0.5"], "--rate"),
     ("demo-seed-negative", ["demo", "--seed", "-1"], "--seed"),
     ("demo-out-is-a-file", ["demo", "--out", "log.db"], "--out"),
-    ("demo-package-empty", ["demo", "--package", ""], "--package"),
-    ("demo-package-path", ["demo", "--package", "../etc"], "packages"),
-    ("demo-source-empty", ["demo", "--source", ""], "--source"),
+    ("demo-data-empty", ["demo", "--data", ""], "--data"),
+    ("demo-data-missing", ["demo", "--data", "no/such/folder", "--out", "o"], "no/such/folder"),
 ]
 
 

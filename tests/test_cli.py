@@ -94,8 +94,7 @@ def test_log_stats_export_import_forget(tmp_path: Path, capsys: pytest.CaptureFi
         (["log", "forget", "x.db", "--yes"], "--user"),
         (["log", "export", "x.db", "--out", "/no/such/dir/out.jsonl"], "does not exist"),
         (["log", "import", "x.db", "/no/such/file.jsonl"], "no file"),
-        (["demo", "--source", "/no/such/checkout"], "no source directory"),
-        (["demo", "--package", "no_such_package_xyz"], "no standard-library package"),
+        (["demo", "--data", "/no/such/folder"], "/no/such/folder"),
         (["demo", "--requests", "3"], "--requests"),
     ],
 )
@@ -122,34 +121,22 @@ needs_banking77 = pytest.mark.skipif(
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_demo_writes_curves_versions_and_replays_the_log(tmp_path: Path) -> None:
+def test_demo_serves_an_app_beside_its_shadow_and_replays_the_log(tmp_path: Path) -> None:
     out = tmp_path / "demo"
-    command = [
-        "lifelong",
-        "demo",
-        "--package",
-        "json",
-        "--requests",
-        "12",
-        "--rate",
-        "0.5",
-        "--out",
-        str(out),
-    ]
+    command = ["lifelong", "demo", "--requests", "12", "--out", str(out)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=850)
     assert result.returncode == 0, result.stderr
     assert "replay of the log rebuilds the same learned state: yes" in result.stdout
-    assert "learner" in result.stdout and "control" in result.stdout
+    assert "learner" in result.stdout and "frozen shadow" in result.stdout
     data = json.loads((out / "demo.json").read_text())
-    assert data["config"]["replay_rebuilds_same_state"] is True
-    assert {"learner accept rate", "control accept rate"} <= set(data["curves"])
-    assert data["metrics"]["learner.requests"]["mean"] == 12
+    assert data["config"]["replay_rebuilds_same_state"] is True and data["config"]["requests"] == 12
+    assert {"learner", "frozen shadow"} <= set(data["curves"])
+    assert data["learning"]["judged"] == 12  # the service's own curve agrees with the client
+    assert data["metrics"]["learner.right"]["mean"] == data["learning"]["right_served"]
     assert (out / "demo.png").stat().st_size > 10_000
-    with ExperienceLog(str(out / "experience.db")) as log:
-        assert log.stats().interactions == 12  # the learner's; the control logs in memory
-    store = VersionStore(str(out / "experience.db"))
-    assert store.promoted("SuggestionGate") is not None and store.promoted("ExampleBank") is not None
-    store.close()
+    with ExperienceLog(str(out / "service" / "lifelong.db")) as log:
+        stats = log.stats()
+    assert stats.interactions == 12 and stats.feedback == 12  # every answer logged, every correction too
 
 
 @needs_banking77
@@ -179,7 +166,6 @@ def test_bench_protocol_suites_on_real_data(suite: str, tmp_path: Path) -> None:
 def test_state_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from lifelong.experience import Step
     from lifelong.learners import OnlineSoftmax
-    from lifelong.state import VersionStore
 
     url = str(tmp_path / "state.db")
     store, model = VersionStore(url), OnlineSoftmax()

@@ -52,8 +52,8 @@ def run_demo(args: argparse.Namespace) -> int:
     if args.requests < 10:
         raise InvalidInput(f"must be >= 10, got {args.requests}", field="--requests")
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     data = _data(args.data, out)
+    out.mkdir(parents=True, exist_ok=True)
     stream = IntentStream(*_texts(data), limit=args.requests)
     labels = tuple(sorted(set(stream.labels)))
     app = App(APP, "label", labels=labels, instruction=INSTRUCTION)
@@ -216,9 +216,7 @@ def _replay_matches(svc: Any, app: App) -> tuple[bool, int]:
 def _result(
     served: list[bool], shadow: list[bool | None], args: argparse.Namespace, name: str, same: bool, curve: Any
 ) -> Result:
-    result = Result(
-        name=f"demo: {name} routing through lifelong serve", protocol="prequential service", seeds=[args.seed]
-    )
+    result = Result(name=f"demo: {name} via lifelong serve", protocol="prequential", seeds=[args.seed])
     window = max(10, len(served) // 10)
     for variant, values in (
         ("learner", [float(s) for s in served]),

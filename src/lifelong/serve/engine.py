@@ -265,16 +265,18 @@ class Engine:
 
     def _agent(self, app: App | None) -> Agent:
         s = self.settings
-        agent = build_agent(
+        # A label or code app's task writes its whole prompt: the library's budget for it, the same agent.
+        # A free-text request is the client's own messages: only what was learned is budgeted.
+        own_prompt = app is not None and app.task in ("label", "completion")
+        return build_agent(
             app,
             self.model,
             self.embedder,
             self.log,
-            token_budget=None,
-            context_budget=s.context_budget,
+            token_budget=768 if own_prompt else None,
+            context_budget=None if own_prompt else s.context_budget,
             recall=(s.examples_k, s.lessons_k, s.memory_k),
         )
-        return agent
 
     def _load(self, tenant: str, app: App | None) -> AppState:
         state = AppState(tenant, app, self._agent(app))
