@@ -334,7 +334,7 @@ def code_completion(args: argparse.Namespace) -> Result:
         steps = logged_steps(log)
         experts = {"llm": MODEL_ANSWER, "plain": PLAIN_ANSWER}  # with / without the learned context
         out = {
-            name: trace_of_answers(steps, _metadata(key), trace, suggestions=True)
+            name: trace_of_answers(steps, answer_in(key), trace, suggestions=True)
             for name, key in experts.items()
         }
         if "control" not in variants:  # the frozen control is asked exactly the plain prompt
@@ -401,7 +401,7 @@ def intent_stream(args: argparse.Namespace) -> Result:
         steps = logged_steps(log)
         out = {}
         for name in LABEL_EXPERTS:
-            out[name] = trace_of_answers(steps, _top_of(name), trace, suggestions=False)
+            out[name] = trace_of_answers(steps, top_answer_of(name), trace, suggestions=False)
         hedge = Hedge()
 
         def hedged(step: Any) -> Any:
@@ -451,14 +451,18 @@ def intent_stream(args: argparse.Namespace) -> Result:
     return result
 
 
-def _metadata(key: str) -> Callable[[Any], Any]:
+def answer_in(key: str) -> Callable[[Any], Any]:
+    """The answer a step's interaction logged under metadata ``key`` (what an expert alone served)."""
+
     def answer(step: Any) -> Any:
         return step.interaction.metadata.get(key)
 
     return answer
 
 
-def _top_of(name: str) -> Callable[[Any], Any]:
+def top_answer_of(name: str) -> Callable[[Any], Any]:
+    """The top answer expert ``name`` proposed on a step (what it would have served alone)."""
+
     def answer(step: Any) -> Any:
         rows = logged_proposals(step).get(name)
         return rows[0][0] if rows else None

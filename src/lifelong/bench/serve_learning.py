@@ -41,7 +41,15 @@ import numpy as np
 
 from lifelong.agents.agent import PLAIN_ANSWER
 from lifelong.agents.apps import App
-from lifelong.bench.agents import INTENT_INSTRUCTION, LABEL_EXPERTS, fresh_log, learning_agent, summarise
+from lifelong.bench.agents import (
+    INTENT_INSTRUCTION,
+    LABEL_EXPERTS,
+    answer_in,
+    fresh_log,
+    learning_agent,
+    summarise,
+    top_answer_of,
+)
 from lifelong.bench.serve import _process, free_port
 from lifelong.envs.intent_stream import IntentStream
 from lifelong.errors import InvalidInput
@@ -50,7 +58,6 @@ from lifelong.eval.result import Result
 from lifelong.experience.log import ExperienceLog
 from lifelong.experience.records import Step
 from lifelong.learners.context.gate import same_answer
-from lifelong.learners.experts.mixture import logged_proposals
 from lifelong.serve.keys import KeyStore
 
 STREAMS = ("labels", "support")
@@ -128,31 +135,18 @@ class SimulatedApp:
 # ------------------------------------------------------------------------------------------ the streams
 
 
-def run_labels(url: str, key: str, app: App, env: IntentStream, seed: int) -> tuple[AgentTrace, list[float]]:
-    """The intent stream through the service: ask, let the stream judge, correct."""
-    client = SimulatedApp(url, key, app)
-    trace, overhead = AgentTrace(), []
-    text, _ = env.reset(seed=seed)
-    done = False
-    try:
-        while not done:
-            start = time.perf_counter()
-            label, interaction_id, ms = client.ask(text, "customer", 16)
-            seconds = time.perf_counter() - start
-            asked = text
-            text, reward, done, _, info = env.step(label or None)
-            client.feedback(interaction_id, reward=reward, correction=info["correct_action"])
-            _record(trace, label == info["correct_action"], asked, str(info["correct_action"]), seconds)
-            overhead.append(ms)
-    finally:
-        client.close()
-    return trace, overhead
-
-
-def run_support(
-    url: str, key: str, app: App, env: IntentStream, seed: int, max_tokens: int
+def run_stream(
+    url: str,
+    key: str,
+    app: App,
+    env: IntentStream,
+    seed: int,
+    max_tokens: int,
+    judge: Callable[[str, str], tuple[bool, dict[str, Any]]],
 ) -> tuple[AgentTrace, list[float]]:
-    """The support stream through the service: ask; accept the intent's answer, else correct to it."""
+    """One stream order through the service: ask, let ``judge(served, intent)`` say whether it was right
+    and what feedback the app sends, send it; the trace (pattern: the intent) and the service's
+    overhead per request."""
     client = SimulatedApp(url, key, app)
     trace, overhead = AgentTrace(), []
     text, _ = env.reset(seed=seed)
@@ -163,18 +157,29 @@ def run_support(
             served, interaction_id, ms = client.ask(text, "customer", max_tokens)
             seconds = time.perf_counter() - start
             asked = text
-            text, _, done, _, info = env.step(None)
+            text, _, done, _, info = env.step(served or None)
             intent = str(info["correct_action"])
-            right = same_answer(served, answer_text(intent))
-            if right:
-                client.feedback(interaction_id, accept=True)
-            else:
-                client.feedback(interaction_id, accept=False, correction=answer_text(intent))
+            right, feedback = judge(served, intent)
+            client.feedback(interaction_id, **feedback)
             _record(trace, right, asked, intent, seconds)
             overhead.append(ms)
     finally:
         client.close()
     return trace, overhead
+
+
+def label_judge(served: str, intent: str) -> tuple[bool, dict[str, Any]]:
+    """The intent stream's app: the right intent comes back as a correction (and the reward)."""
+    right = served == intent
+    return right, {"reward": float(right), "correction": intent}
+
+
+def support_judge(served: str, intent: str) -> tuple[bool, dict[str, Any]]:
+    """The support agent: accepts the intent's answer, else writes it as the correction."""
+    answer = answer_text(intent)
+    if same_answer(served, answer):
+        return True, {"accept": True}
+    return False, {"accept": False, "correction": answer}
 
 
 def _record(trace: AgentTrace, right: bool, text: str, pattern: str, seconds: float) -> None:
@@ -189,21 +194,6 @@ def _record(trace: AgentTrace, right: bool, text: str, pattern: str, seconds: fl
     trace.learn_seconds.append(0.0)
     trace.pattern.append(pattern)
     trace.inputs.append(text)
-
-
-def _answer_of(key: str) -> Callable[[Step], Any]:
-    def answer(step: Step) -> Any:
-        return step.interaction.metadata.get(key)
-
-    return answer
-
-
-def _top_of(name: str) -> Callable[[Step], Any]:
-    def answer(step: Step) -> Any:
-        rows = logged_proposals(step).get(name)
-        return rows[0][0] if rows else None
-
-    return answer
 
 
 # ------------------------------------------------------------------------------------------ measures
@@ -237,8 +227,6 @@ def misapplied(answers: Sequence[Any], pattern: Sequence[str], texts: dict[str, 
 def serve_learning(args: argparse.Namespace) -> Result:
     from lifelong.bench.intents import load_data
 
-    data = load_data(args, holdout=0.0)  # missing or malformed data fails before anything starts
-    stream = IntentStream.from_data(data)
     seeds = list(range(args.seeds))
     if not seeds:
         raise InvalidInput("must be >= 1", field="--seeds")
@@ -251,6 +239,8 @@ def serve_learning(args: argparse.Namespace) -> Result:
     if set(variants) - {"service", "library"} or "service" not in variants:
         raise InvalidInput("must be service or service,library", field="--variants")
     support_tokens = getattr(args, "support_tokens", None) or 48
+    data = load_data(args, holdout=0.0)  # missing or malformed data: before anything starts
+    stream = IntentStream.from_data(data)
     out = Path(args.out) / "serve-learning"
     out.mkdir(parents=True, exist_ok=True)
     labels = App("intents", "label", labels=tuple(sorted(set(stream.labels))), instruction=INTENT_INSTRUCTION)
@@ -273,7 +263,7 @@ def serve_learning(args: argparse.Namespace) -> Result:
             if "labels" in streams:
                 started = time.perf_counter()
                 env = IntentStream(stream.texts, stream.labels, limit=steps)
-                trace, ms = run_labels(url, key, labels, env, seed)
+                trace, ms = run_stream(url, key, labels, env, seed, 16, label_judge)
                 overheads["labels"] += ms
                 keep("labels", "learner", trace)
                 print(
@@ -283,7 +273,7 @@ def serve_learning(args: argparse.Namespace) -> Result:
             if "support" in streams:
                 started = time.perf_counter()
                 env = IntentStream(stream.texts, stream.labels, limit=steps)
-                trace, ms = run_support(url, key, support, env, seed, support_tokens)
+                trace, ms = run_stream(url, key, support, env, seed, support_tokens, support_judge)
                 overheads["support"] += ms
                 keep("support", "learner", trace)
                 print(
@@ -299,10 +289,10 @@ def serve_learning(args: argparse.Namespace) -> Result:
                 keep(
                     "labels",
                     "shadow",
-                    trace_of_answers(mine, _answer_of(PLAIN_ANSWER), like, suggestions=False),
+                    trace_of_answers(mine, answer_in(PLAIN_ANSWER), like, suggestions=False),
                 )
                 for name in LABEL_EXPERTS:
-                    keep("labels", name, trace_of_answers(mine, _top_of(name), like, suggestions=False))
+                    keep("labels", name, trace_of_answers(mine, top_answer_of(name), like, suggestions=False))
             else:
                 if len(mine) != len(like):
                     raise InvalidInput(
