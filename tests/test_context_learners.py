@@ -360,3 +360,17 @@ def test_the_hnsw_shortlist_finds_what_the_exact_scan_finds() -> None:
     small = VectorIndex(64, ann_min=1000)
     small.add("a", rows[0])
     assert small.shortlist(rows[0], 10)[0] == ["a"]  # below the threshold: the exact scan
+
+
+def test_a_later_arrival_on_the_same_interaction_gets_an_item_of_its_own() -> None:
+    """A reject and, in another call, its correction: each derives a lesson from the same interaction; the
+    second supersedes the first and must not reuse its id (which the history would later drop while the
+    new lesson is still served)."""
+    lessons = Lessons(HashingEmbedder(), history_limit=1)
+    for n in range(3):
+        i = Interaction(Scope(), f"question {n}", f"wrong {n}")
+        lessons.learn(Step(i, (Feedback.reject(i.id),)))
+        lessons.learn(Step(i, (Feedback.correction(i.id, f"right {n}"),)))
+    ids = [item.id for item in lessons.active_items()]
+    assert len(ids) == 3 and all(i.endswith("/1") for i in ids)
+    assert all(r.item.status == "active" for n in range(3) for r in lessons.recall(f"question {n}", Scope()))

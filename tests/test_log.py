@@ -477,3 +477,21 @@ def test_seq_and_id_reads_use_their_indexes(tmp_path: Path, monkeypatch: pytest.
     )
     (plan,) = plans(lambda: log.tenant_of("x"))
     assert "sqlite_autoindex_interactions" in plan and "(id=?)" in plan, plan
+
+
+def test_the_feedback_of_one_call_is_one_arrival(log: ExperienceLog) -> None:
+    from lifelong.experience.records import arrivals, feedback_of
+
+    a, b = interaction(t=1), interaction(t=2)
+    call = feedback_of(a.id, accept=False, correction="x", time=3.0)  # one call: a reject and its correction
+    later = feedback_of(a.id, rating=4, rating_scale=(1, 5), time=5.0)
+    log.append_many([a, b, *call, Feedback.reward(b.id, 1, time=4.0), *later])
+    steps = list(log.replay(order="feedback"))
+    assert [[f.kind.value for f in s.feedback] for s in steps] == [
+        ["reject", "correction"],
+        ["reward"],
+        ["rating"],
+    ]
+    rows = log.feedback_after(0)
+    assert len(rows) == 4 and [seq for seq, _ in arrivals(rows)] == [rows[1][0], rows[2][0], rows[3][0]]
+    assert len({f.time for f in feedback_of("i", reward=1, accept=True)}) == 1  # stamped alike

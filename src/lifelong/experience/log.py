@@ -34,7 +34,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lifelong.errors import Conflict, InvalidInput, NotFound
-from lifelong.experience.records import _BAD_NAME_CHAR, Feedback, Interaction, Scope, Step, canonical_json
+from lifelong.experience.records import (
+    _BAD_NAME_CHAR,
+    Feedback,
+    Interaction,
+    Scope,
+    Step,
+    arrivals,
+    canonical_json,
+)
 from lifelong.files import atomic_open
 from lifelong.storage import (
     Cursor,
@@ -352,9 +360,11 @@ class ExperienceLog:
         """Yield steps in time order, filtered by scope and by time range ``since <= t < until``.
 
         ``order="interaction"`` yields one step per interaction (by interaction time) joined with all
-        its feedback that arrived before ``until``. ``order="feedback"`` yields one step per piece of
-        feedback (by feedback time), exactly as an online loop that learns on every arrival saw it,
-        late feedback included. Pages through the log, so memory stays bounded on long logs.
+        its feedback that arrived before ``until``. ``order="feedback"`` yields one step per arrival of
+        feedback (by feedback time): the pieces one call gave (the same interaction and time, see
+        :func:`~lifelong.experience.records.arrivals`) come together, exactly as an online loop that
+        learns on every arrival saw them, late feedback included. Pages through the log, so memory stays
+        bounded on long logs.
         """
         if order not in ("interaction", "feedback"):
             raise InvalidInput("must be 'interaction' or 'feedback'", field="order")
@@ -391,6 +401,7 @@ class ExperienceLog:
                     for r in rows
                 ]
 
+            return _arriving(self._pages(select, alias, where, params, expand))
         return self._pages(select, alias, where, params, expand)
 
     def _pages(
@@ -1000,6 +1011,21 @@ def _bound(value: float | None, name: str) -> float | None:
     if math.isnan(number):
         raise InvalidInput("must be a number of seconds or None, got nan", field=name)
     return number
+
+
+def _arriving(steps: Iterator[Step]) -> Iterator[Step]:
+    """:func:`~lifelong.experience.records.arrivals`, streamed across pages."""
+    pending: Step | None = None
+    for step in steps:
+        if pending is not None:
+            merged = arrivals([(0, pending), (1, step)])
+            if len(merged) == 1:
+                pending = merged[0][1]
+                continue
+            yield pending
+        pending = step
+    if pending is not None:
+        yield pending
 
 
 def _count(value: Any, name: str, low: int, high: int | None = None) -> int:

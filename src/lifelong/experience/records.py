@@ -466,11 +466,13 @@ def feedback_of(
     rating_scale: tuple[float, float] | None = None,
 ) -> list[Feedback]:
     """The feedback records the keywords given describe (at least one), e.g. for ``Agent.feedback``.
+    They share one time — they arrive together, and learners see them together (:func:`arrivals`).
 
-    >>> [f.kind.value for f in feedback_of("i1", accept=False, correction="card_lost")]
-    ['reject', 'correction']
+    >>> made = feedback_of("i1", accept=False, correction="card_lost")
+    >>> [f.kind.value for f in made], made[0].time == made[1].time
+    (['reject', 'correction'], True)
     """
-    kw: dict[str, Any] = {} if time is None else {"time": time}
+    kw: dict[str, Any] = {"time": _clock() if time is None else time}
     made: list[Feedback] = []
     if reward is not None:
         made.append(Feedback.reward(interaction_id, reward, **kw))
@@ -488,6 +490,27 @@ def feedback_of(
             "give at least one of reward, accept, correction, rating, outcome", field="feedback"
         )
     return made
+
+
+_clock = time.time  # ``feedback_of``'s parameter named ``time`` hides the module there
+
+
+def arrivals(rows: Iterable[tuple[int, Step]]) -> list[tuple[int, Step]]:
+    """Feedback rows in seq order, one step per *arrival*: consecutive rows on the same interaction at
+    the same time (what one call gave — :func:`feedback_of` stamps them alike) become one step with all
+    of them, numbered by its last seq. An online learner (``Agent.feedback``) learns from a call's
+    feedback at once; a log read row by row must hand it to learners the same way, or a reject and its
+    correction would teach twice."""
+    out: list[tuple[int, Step]] = []
+    for seq, step in rows:
+        if out:
+            _, last = out[-1]
+            same = last.interaction.id == step.interaction.id
+            if same and last.feedback and step.feedback and last.feedback[-1].time == step.feedback[0].time:
+                out[-1] = (seq, Step(last.interaction, last.feedback + step.feedback))
+                continue
+        out.append((seq, step))
+    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,7 +39,7 @@ from lifelong.agents.apps import App, build_agent
 from lifelong.agents.harness import HarnessSearch
 from lifelong.errors import InvalidInput, NotFound
 from lifelong.experience.log import ExperienceLog
-from lifelong.experience.records import JSON, Interaction, Scope, Step
+from lifelong.experience.records import JSON, Interaction, Scope, Step, arrivals
 from lifelong.learners.base import Learner
 from lifelong.learners.context.base import ContextLearner, Item
 from lifelong.models.base import CachedEmbedder, Completion, Embedder, Model
@@ -154,8 +154,8 @@ class Engine:
                 break
             after = page[-1][0]
         by_seq = {seq: step for seq, step in rows}
-        for seq in sorted(self.tail.take(sorted(by_seq))):
-            yield seq, by_seq[seq]
+        fresh = sorted(self.tail.take(sorted(by_seq)))
+        yield from arrivals((seq, by_seq[seq]) for seq in fresh)  # one call's feedback: one step
 
     def _new_events(self) -> list[Event]:
         events = self.events.after(self.event_tail.cursor)
@@ -203,9 +203,12 @@ class Engine:
         name = None if state.app is None else state.app.name
         while after < upto:
             page = self.log.feedback_after(after, tenant=state.tenant, upto=upto, limit=PAGE)
-            for seq, step in page:
-                if self.tail.applied(seq) and app_of(step.interaction) == name:
-                    yield seq, step
+            mine = [
+                (seq, step)
+                for seq, step in page
+                if self.tail.applied(seq) and app_of(step.interaction) == name
+            ]
+            yield from arrivals(mine)
             if len(page) < PAGE:
                 return
             after = page[-1][0]

@@ -304,6 +304,10 @@ class ContextLearner(Learner):
     # ------------------------------------------------------------------ item bookkeeping
 
     def _new_item(self, step: Step, n: int, text: str, query: str, payload: dict[str, JSON]) -> Item:
+        """A new item from ``step`` (its ``n``-th); the id names the interaction, and stays unique when a
+        later arrival of feedback on the same interaction derives another (a reject, then its correction)."""
+        while f"{step.interaction.id}/{self.name}/{n}" in self.items:
+            n += 1
         scope = step.interaction.scope
         tenant, user = self.scope_key(scope)
         now = step.interaction.time
