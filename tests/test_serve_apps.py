@@ -199,7 +199,7 @@ def test_a_label_app_streams_its_chosen_answer(service: Service) -> None:
         ({"name": "x", "task": "label", "labels": ["a", "a"]}, "labels"),
         ({"name": "x", "task": "chat", "labels": ["a", "b"]}, "labels"),
         ({"name": "a/b", "task": "chat"}, "name"),
-        ({"name": "x", "task": "chat", "misapply_cost": -1}, "misapply_cost"),
+        ({"name": "x", "task": "chat", "misapply_budget": -1}, "misapply_budget"),
         ({"name": "x", "task": "chat", "surprise": 1}, "surprise"),
     ],
 )

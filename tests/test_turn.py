@@ -126,19 +126,28 @@ def test_the_gate_owns_the_candidates_features() -> None:
     assert len(same) == 1 and same[0][1]["agrees_with_plain"] == 1.0  # the plain answer said the same
 
 
-def test_the_answer_objective_never_stays_silent_and_charges_a_recalled_answer_for_misapplying() -> None:
-    gate = SuggestionGate(objective="answer", misapply_cost=1.0)
-    options = candidates(
-        Evidence(similarity=0.8, example_answer="stale"), model=("fresh", [-0.1]), direct=("stale", 0.6)
+def test_the_answer_objective_serves_a_recalled_answer_only_within_its_misapply_budget() -> None:
+    gate = SuggestionGate(objective="answer", misapply_budget=0.1, window=50)
+    near = candidates(
+        Evidence(similarity=0.98, example_answer="port 8443", novelty=0.0),
+        model=("I am not sure", [-0.1]),
+        direct=("port 8443", 0.9),
     )
-    assert gate.choose(options)[0] == "fresh"  # untrained: p = 0.5 for both, and the recalled one pays 0.5
-    for _ in range(30):  # the direct answer keeps being the right one
-        step = _gate_step(options, truth="stale")
-        gate.learn(step)
-    assert gate.choose(options)[0] == "stale"
+    far = candidates(
+        Evidence(similarity=0.7, example_answer="port 8443", novelty=0.5),
+        model=("I am not sure", [-0.1]),
+        direct=("port 8443", 0.4),
+    )
+    assert gate.choose(near)[0] == "I am not sure"  # nothing known yet: no recalled answer clears the cut
+    for _ in range(25):  # the near-duplicate's recalled answer is right; the look-alike's is not
+        gate.learn(_gate_step(near, truth="port 8443"))
+        gate.learn(_gate_step(far, truth="port 9000"))
+    p_near, p_far = (gate.probability(options[1][1]) for options in (near, far))
+    assert p_far < gate.answer_cut <= p_near
+    assert gate.choose(near)[0] == "port 8443" and gate.choose(far)[0] == "I am not sure"
     assert SuggestionGate(objective="answer").choose([]) == (None, 0.0)
-    with pytest.raises(InvalidInput, match="misapply_cost"):
-        SuggestionGate(objective="answer", misapply_cost=-1)
+    with pytest.raises(InvalidInput, match="misapply_budget"):
+        SuggestionGate(objective="answer", misapply_budget=1.5)
 
 
 # ------------------------------------------------------------------------------------------ apps
@@ -151,8 +160,8 @@ def test_an_app_gets_the_learners_of_its_task() -> None:
         label.all_learners
     )
     assert label.gate is None and isinstance(label.task, LabelTask)
-    chat = build_agent(App("help", "chat", misapply_cost=2.0), _Echo(), EMBED, log)
-    assert chat.gate is not None and chat.gate.objective == "answer" and chat.gate.misapply_cost == 2.0
+    chat = build_agent(App("help", "chat", misapply_budget=0.02), _Echo(), EMBED, log)
+    assert chat.gate is not None and chat.gate.objective == "answer" and chat.gate.misapply_budget == 0.02
     assert chat.plain and chat.combiner is not None and "OnlineSoftmax" not in chat.all_learners
     code = build_agent(App("code", "completion"), _Echo(), EMBED, log)
     assert code.gate is not None and code.gate.objective == "keep" and code.plain
@@ -170,7 +179,7 @@ def test_an_app_gets_the_learners_of_its_task() -> None:
         ({"name": "x", "task": "label", "labels": ("a",)}, "labels"),
         ({"name": "x", "task": "label", "labels": ("a", " ")}, "labels"),
         ({"name": "x", "task": "completion", "labels": ("a", "b")}, "labels"),
-        ({"name": "x", "task": "chat", "misapply_cost": float("nan")}, "misapply_cost"),
+        ({"name": "x", "task": "chat", "misapply_budget": float("nan")}, "misapply_budget"),
     ],
 )
 def test_a_bad_app_is_refused_naming_the_field(fields: dict[str, object], field: str) -> None:

@@ -394,7 +394,7 @@ def cmd_apps_declare(args: argparse.Namespace) -> int:
         labels=tuple(labels),
         instruction=args.instruction,
         harness=not args.no_harness,
-        misapply_cost=args.misapply_cost,
+        misapply_budget=args.misapply_budget,
     )
     _, changed = _app_store(args).put(args.tenant, app)
     print(
@@ -767,10 +767,11 @@ def _add_serve_parsers(sub: Any) -> None:
             )
             p.add_argument("--no-harness", action="store_true", help="no background prompt search")
             p.add_argument(
-                "--misapply-cost",
+                "--misapply-budget",
                 type=float,
-                default=1.0,
-                help="chat: what serving a recalled answer to another question costs (default 1)",
+                default=0.05,
+                help="chat: the most share of requests that may get a recalled answer to another question "
+                "(default 0.05)",
             )
         p.set_defaults(
             func={"declare": cmd_apps_declare, "list": cmd_apps_list, "remove": cmd_apps_remove}[action]

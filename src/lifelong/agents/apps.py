@@ -71,15 +71,16 @@ LABEL_INSTRUCTION = "Label each query."
 class App:
     """A declared app: ``name``, the ``task`` kind, the ``labels`` of a label app, an ``instruction``
     (the label prompt's first line, or a chat app's system message when the client sends none),
-    whether the harness search runs (``harness``), and for chat apps what a misapplied correction costs
-    against a generated answer that misses (``misapply_cost``, see the gate's ``answer`` objective)."""
+    whether the harness search runs (``harness``), and for chat apps the most share of requests that
+    may get a recalled answer to another question, by the gate's estimate (``misapply_budget``, see the
+    gate's ``answer`` objective)."""
 
     name: str
     task: str
     labels: tuple[str, ...] = ()
     instruction: str | None = None
     harness: bool = True
-    misapply_cost: float = 1.0
+    misapply_budget: float = 0.05
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -104,7 +105,7 @@ class App:
             not isinstance(self.instruction, str) or len(self.instruction) > 4000
         ):
             raise InvalidInput("must be a string of at most 4,000 characters", field="instruction")
-        check_scalar(self.misapply_cost, "misapply_cost", float, min_val=0, max_val=100)
+        check_scalar(self.misapply_budget, "misapply_budget", float, min_val=0, max_val=1)
         object.__setattr__(self, "labels", labels)
 
     def to_dict(self) -> dict[str, Any]:
@@ -114,12 +115,12 @@ class App:
             "labels": list(self.labels),
             "instruction": self.instruction,
             "harness": self.harness,
-            "misapply_cost": self.misapply_cost,
+            "misapply_budget": self.misapply_budget,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> App:
-        known = ("name", "task", "labels", "instruction", "harness", "misapply_cost")
+        known = ("name", "task", "labels", "instruction", "harness", "misapply_budget")
         unknown = sorted(set(data) - set(known))
         if unknown:
             raise InvalidInput(f"unknown field(s) {unknown}; an app has {', '.join(known)}", field=unknown[0])
@@ -132,7 +133,7 @@ class App:
             labels=tuple(labels),
             instruction=data.get("instruction"),
             harness=data.get("harness", True),
-            misapply_cost=data.get("misapply_cost", 1.0),
+            misapply_budget=data.get("misapply_budget", 0.05),
         )
 
 
@@ -214,7 +215,7 @@ def build_agent(
         memory=Memory(embedder, k=2, budget=1000),
         experts=[Prototypes(embedder), EmbeddingSoftmax(embedder)],
         combiner=ExpertMixture(),
-        gate=SuggestionGate(objective="answer", misapply_cost=app.misapply_cost),
+        gate=SuggestionGate(objective="answer", misapply_budget=app.misapply_budget),
         harness=harness,
         plain=True,
         token_budget=token_budget,

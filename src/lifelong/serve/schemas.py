@@ -142,8 +142,11 @@ class AppDeclaration(BaseModel):
     labels: list[str] = Field(default_factory=list, max_length=10_000)
     instruction: str | None = Field(None, max_length=4000)
     harness: bool = Field(True, description="tune the prompt in the background (bounded model calls)")
-    misapply_cost: float = Field(
-        1.0, ge=0, le=100, description="chat: what serving a recalled answer to another question costs"
+    misapply_budget: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="chat: the most share of requests that may get a recalled answer to another question",
     )
 
 
@@ -160,7 +163,7 @@ class AppView(Reply):
     labels: list[str]
     instruction: str | None
     harness: bool
-    misapply_cost: float
+    misapply_budget: float
 
 
 class AppPut(AppView):

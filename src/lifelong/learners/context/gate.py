@@ -19,10 +19,15 @@ saying less, which is no win for a user who then types more:
 - ``"chars"`` — expected characters saved: suggest the candidate with the largest
   ``p * len(text) - (1 - p) * reject_chars`` iff it is positive (a rejection costs the user about
   ``reject_chars`` characters of attention);
-- ``"answer"`` — for free-text answers, where silence is no option: serve the candidate of largest
-  ``p`` for a generated answer and ``p - misapply_cost * (1 - p)`` for a *recalled* one (the corrected
-  answer of an earlier request, ``direct`` or ``example``): a recalled answer served to a question it
-  does not answer (a correction misapplied) costs the user more than a generated answer that misses;
+- ``"answer"`` — for free-text answers: serve the candidate most likely right, where a *recalled* one
+  (the corrected answer of an earlier request, ``direct`` or ``example``) must also clear the *answer
+  cut*: a recalled answer served to a question it does not answer (a correction misapplied) costs the
+  user more than a generated answer that misses, so at most ``misapply_budget`` of the requests may get
+  one, by the gate's own estimate. Over the recent ``window`` requests, the cut is the lowest
+  probability such that serving every recalled candidate at or above it would have misapplied
+  ``sum(1 - p)`` ≤ ``misapply_budget`` × requests (a Neyman–Pearson-style constraint on the expected
+  misapplications, with the current probabilities). Until the gate knows anything, no recalled answer
+  clears it; as its probabilities separate right recalled answers from wrong ones, more do;
 - ``"keep"`` (the default) — reward *subject to not losing accepted work*: the threshold is the reward
   threshold, lowered to the ``keep_loss`` quantile of the current probabilities of the candidates that
   were right over the last ``window`` requests, so that (on recent evidence) at most a ``keep_loss``
@@ -214,7 +219,7 @@ class SuggestionGate(Learner):
         objective: str = "keep",
         threshold: float = 0.25,
         reject_chars: float = 4.0,
-        misapply_cost: float = 1.0,
+        misapply_budget: float = 0.05,
         keep_loss: float = 0.02,
         window: int = 200,
         min_right: int = 20,
@@ -228,7 +233,7 @@ class SuggestionGate(Learner):
         check_choice(objective, "objective", OBJECTIVES)
         check_scalar(threshold, "threshold", float, min_val=0, max_val=1, include_boundaries="left")
         check_scalar(reject_chars, "reject_chars", float, min_val=0)
-        check_scalar(misapply_cost, "misapply_cost", float, min_val=0)
+        check_scalar(misapply_budget, "misapply_budget", float, min_val=0, max_val=1)
         check_scalar(keep_loss, "keep_loss", float, min_val=0, max_val=1, include_boundaries="left")
         check_scalar(window, "window", int, min_val=1)
         check_scalar(min_right, "min_right", int, min_val=1)
@@ -236,7 +241,7 @@ class SuggestionGate(Learner):
         self.objective = objective
         self.threshold = threshold
         self.reject_chars = reject_chars
-        self.misapply_cost = misapply_cost
+        self.misapply_budget = misapply_budget
         self.keep_loss = keep_loss
         self.window = window
         self.min_right = min_right
@@ -251,6 +256,9 @@ class SuggestionGate(Learner):
         self.seen = 0
         self._right: deque[dict[str, float]] = deque(maxlen=window)  # features of right candidates
         self.cut = 0.0 if objective == "keep" else threshold
+        # answer objective: per recent request, the features of its best recalled candidate (or None)
+        self._recalled: deque[dict[str, float] | None] = deque(maxlen=window)
+        self.answer_cut = 1.0
 
     def probability(self, features: Mapping[str, float]) -> float:
         """Estimated probability that a candidate with these features is accepted."""
@@ -259,11 +267,12 @@ class SuggestionGate(Learner):
 
     def value(self, answer: JSON, p: float, source: str = "model") -> float:
         """The objective's expected value of suggesting ``answer`` (accepted with probability ``p``)
-        from ``source``; staying silent is worth 0 (the ``answer`` objective never stays silent)."""
+        from ``source``; staying silent is worth 0 (under ``answer``, a recalled candidate below the
+        answer cut is worth -1: never served)."""
         if self.objective == "chars":
             return p * len(str(answer).strip()) - (1.0 - p) * self.reject_chars
         if self.objective == "answer":
-            return p - self.misapply_cost * (1.0 - p) if source in RECALLED_SOURCES else p
+            return -1.0 if source in RECALLED_SOURCES and p < self.answer_cut else p
         return p - self.cut  # reward and keep: suggest above the (current) threshold
 
     def choose(self, candidates: list[tuple[JSON, dict[str, float]]]) -> tuple[JSON, float]:
@@ -276,13 +285,14 @@ class SuggestionGate(Learner):
         if not candidates:
             return None, 0.0
         sources = [source_of(features) for _, features in candidates]
-        if self.objective == "answer":  # never silent: the candidate of largest value
+        if self.objective == "answer":  # the likeliest answer; a recalled one only above the answer cut
             values = [
                 (self.value(a, self.probability(f), src), n)
                 for n, ((a, f), src) in enumerate(zip(candidates, sources, strict=True))
             ]
-            _, best = max(values, key=lambda v: (v[0], -v[1]))
-            return candidates[best][0], self.probability(candidates[best][1])
+            value, best = max(values, key=lambda v: (v[0], -v[1]))
+            p = self.probability(candidates[best][1])
+            return (candidates[best][0] if value >= 0 else None), p
         if PLAIN in sources:
             trusted = self.trusted_source()
             n = sources.index(trusted) if trusted in sources else sources.index(PLAIN)
@@ -346,6 +356,9 @@ class SuggestionGate(Learner):
         has_truth = step.corrected
         truth = step.correction
         accepted = step.accepted
+        if self.objective == "answer" and not has_truth and accepted is True:
+            # a free-text answer accepted is *the* right answer: every candidate is judged against it
+            has_truth, truth = True, step.interaction.action
         if has_truth:
             self._duel(gate, truth)
         changed = False
@@ -365,6 +378,14 @@ class SuggestionGate(Learner):
             changed = True
         if changed and self.objective == "keep":
             self.cut = self._keep_cut()
+        if changed and self.objective == "answer":
+            recalled = [
+                {str(k): float(v) for k, v in c["features"].items()}
+                for c in gate
+                if isinstance(c.get("features"), dict) and source_of(c["features"]) in RECALLED_SOURCES
+            ]
+            self._recalled.append(max(recalled, key=self.probability) if recalled else None)
+            self.answer_cut = self._answer_cut()
         if changed:
             self.provenance.record("weights", step)  # what an erasure of this interaction must find
         return changed
@@ -378,6 +399,18 @@ class SuggestionGate(Learner):
         p = np.array([self.probability(f) for f in self._right])
         loss = self.keep_loss if len(self._right) >= self.min_right else 0.0
         return float(min(self.threshold, np.quantile(p, loss, method="lower") - 1e-9))
+
+    def _answer_cut(self) -> float:
+        """The least probability a recalled candidate needs (module docstring): the lowest cut at which
+        the recent requests' recalled candidates above it add up to at most ``misapply_budget`` × requests
+        expected misapplications (1.0, nothing recalled is served, while that allows none)."""
+        allowed = self.misapply_budget * len(self._recalled)
+        spent, cut = 0.0, 1.0 + 1e-9
+        for p in sorted((self.probability(f) for f in self._recalled if f is not None), reverse=True):
+            if spent + (1.0 - p) > allowed:
+                break
+            spent, cut = spent + (1.0 - p), p
+        return cut
 
     def _sgd(self, features: Mapping[str, Any], y: float) -> None:
         grad = self.probability(features) - y  # d(log loss)/dz
@@ -395,6 +428,8 @@ class SuggestionGate(Learner):
             "right": [dict(f) for f in self._right],
             "cut": self.cut,
             "duels": {k: list(v) for k, v in self.duels.items()},
+            "recalled": [None if f is None else dict(f) for f in self._recalled],
+            "answer_cut": self.answer_cut,
         }
 
     def _set_state(self, state: dict[str, Any]) -> None:
@@ -408,3 +443,11 @@ class SuggestionGate(Learner):
         self.duels = {
             str(k): (int(v[0]), float(v[1]), float(v[2])) for k, v in state.get("duels", {}).items()
         }
+        self._recalled = deque(
+            (
+                None if f is None else {str(k): float(v) for k, v in f.items()}
+                for f in state.get("recalled", [])
+            ),
+            maxlen=self.window,
+        )
+        self.answer_cut = float(state.get("answer_cut", 1.0))
