@@ -26,8 +26,9 @@ saying less, which is no win for a user who then types more:
   one, by the gate's own estimate. Over the recent ``window`` requests, the cut is the lowest
   probability such that serving every recalled candidate at or above it would have misapplied
   ``sum(1 - p)`` ≤ ``misapply_budget`` × requests (a Neyman–Pearson-style constraint on the expected
-  misapplications, with the current probabilities). Until the gate knows anything, no recalled answer
-  clears it; as its probabilities separate right recalled answers from wrong ones, more do;
+  misapplications, with the current probabilities). Until ``min_right`` recalled candidates have been
+  seen to be right, no recalled answer clears it (a fresh gate's probabilities are no estimate); as its
+  probabilities separate right recalled answers from wrong ones, more do;
 - ``"keep"`` (the default) — reward *subject to not losing accepted work*: the threshold is the reward
   threshold, lowered to the ``keep_loss`` quantile of the current probabilities of the candidates that
   were right over the last ``window`` requests, so that (on recent evidence) at most a ``keep_loss``
@@ -256,8 +257,10 @@ class SuggestionGate(Learner):
         self.seen = 0
         self._right: deque[dict[str, float]] = deque(maxlen=window)  # features of right candidates
         self.cut = 0.0 if objective == "keep" else threshold
-        # answer objective: per recent request, the features of its best recalled candidate (or None)
+        # answer objective: per recent request, the features of its best recalled candidate (or None),
+        # and how many recalled candidates were right so far
         self._recalled: deque[dict[str, float] | None] = deque(maxlen=window)
+        self._recalled_right = 0
         self.answer_cut = 1.0
 
     def probability(self, features: Mapping[str, float]) -> float:
@@ -385,6 +388,14 @@ class SuggestionGate(Learner):
                 if isinstance(c.get("features"), dict) and source_of(c["features"]) in RECALLED_SOURCES
             ]
             self._recalled.append(max(recalled, key=self.probability) if recalled else None)
+            if has_truth:
+                self._recalled_right += sum(
+                    1
+                    for c in gate
+                    if isinstance(c.get("features"), dict)
+                    and source_of(c["features"]) in RECALLED_SOURCES
+                    and same_answer(c.get("action"), truth)
+                )
             self.answer_cut = self._answer_cut()
         if changed:
             self.provenance.record("weights", step)  # what an erasure of this interaction must find
@@ -404,6 +415,8 @@ class SuggestionGate(Learner):
         """The least probability a recalled candidate needs (module docstring): the lowest cut at which
         the recent requests' recalled candidates above it add up to at most ``misapply_budget`` × requests
         expected misapplications (1.0, nothing recalled is served, while that allows none)."""
+        if self._recalled_right < self.min_right:  # a fresh gate's probabilities are no estimate yet
+            return 1.0 + 1e-9
         allowed = self.misapply_budget * len(self._recalled)
         spent, cut = 0.0, 1.0 + 1e-9
         for p in sorted((self.probability(f) for f in self._recalled if f is not None), reverse=True):
@@ -429,6 +442,7 @@ class SuggestionGate(Learner):
             "cut": self.cut,
             "duels": {k: list(v) for k, v in self.duels.items()},
             "recalled": [None if f is None else dict(f) for f in self._recalled],
+            "recalled_right": self._recalled_right,
             "answer_cut": self.answer_cut,
         }
 
@@ -450,4 +464,5 @@ class SuggestionGate(Learner):
             ),
             maxlen=self.window,
         )
+        self._recalled_right = int(state.get("recalled_right", 0))
         self.answer_cut = float(state.get("answer_cut", 1.0))
