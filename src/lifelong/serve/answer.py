@@ -82,6 +82,7 @@ async def answer(s: Service, request: Proxied) -> Response:
             text, info = await finish(out)
         finally:
             s.in_flight -= 1
+            finish.abandon()
         headers["X-Lifelong-Overhead-Ms"] = str(info["overhead_ms"])
         headers["X-Lifelong-Upstream-Ms"] = str(info["upstream_ms"])
         usage = {"prompt_tokens": out.prompt_tokens, "completion_tokens": out.completion_tokens}
@@ -132,6 +133,7 @@ async def answer(s: Service, request: Proxied) -> Response:
             yield openai.DONE
         finally:
             s.in_flight -= 1
+            finish.abandon()
 
     return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
 
@@ -152,6 +154,15 @@ class _Finisher:
     ) -> None:
         self.s, self.state, self.turn, self.request = s, state, turn, request
         self.interaction_id, self.plain, self.prepared = interaction_id, plain, prepared
+
+    def abandon(self) -> None:
+        """Cancel the plain call if nothing awaits it any more (the served call failed, the client left)."""
+        if self.plain is None:
+            return
+        if not self.plain.done():
+            self.plain.cancel()
+        elif not self.plain.cancelled():
+            self.plain.exception()  # read, so a failed shadow is not reported as never retrieved
 
     async def __call__(self, out: Completion) -> tuple[str, dict[str, Any]]:
         s, turn = self.s, self.turn
