@@ -612,7 +612,8 @@ BENCH_OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
         "--items",
         {
             "type": _int_at_least(1),
-            "help": "learned items in the tenant the proxy recalls from (default 100,000)",
+            "help": "learned items in one scope (serve: the tenant the proxy recalls from, default 100,000; "
+            "memory: one user's memory, default 10,000)",
         },
     ),
     "feedback": (

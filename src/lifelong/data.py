@@ -37,6 +37,8 @@ SOURCES = {
     "ml-100k": "MovieLens 100K (GroupLens): u.data, u.item, u.user",
     "intents-csv": "a CSV with a header row and the columns text,label (docs/data.md)",
     "ratings-csv": "a CSV with a header row and the columns user,item,rating,time (docs/data.md)",
+    "locomo": "LoCoMo (Maharana et al., ACL 2024; snap-research/LoCoMo data/locomo10.json, CC BY-NC 4.0): "
+    "a JSON list of samples with conversation and qa (docs/data.md)",
 }
 
 
@@ -469,3 +471,166 @@ def _read_categories(file: Path) -> list[str]:
         twice = sorted({name for name in data if data.count(name) > 1})
         raise InvalidInput(f"lists categories twice: {', '.join(twice[:3])}", field=where)
     return data
+
+
+# -- LoCoMo: long two-person conversations with questions about them ------------------------------------
+#: LoCoMo's question categories (the numbering of the data set's files; the paper's Table 3 names).
+LOCOMO_CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 5: "adversarial"}
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One turn of a conversation: who said it, its dialogue id ("D<session>:<n>"), the text, and the
+    caption of the image it shared (if any)."""
+
+    speaker: str
+    dia_id: str
+    text: str
+    caption: str | None = None
+
+
+@dataclass(frozen=True)
+class Session:
+    """One session of a conversation, with its date (as written and as a Unix time)."""
+
+    number: int
+    date: str
+    time: float
+    turns: tuple[Turn, ...]
+
+
+@dataclass(frozen=True)
+class Question:
+    """A question about a conversation, its answer, the dialogue ids of its evidence, its category."""
+
+    question: str
+    answer: str
+    evidence: tuple[str, ...]
+    category: int
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """One LoCoMo sample: the sessions of one conversation and the questions about it."""
+
+    id: str
+    speakers: tuple[str, str]
+    sessions: tuple[Session, ...]
+    questions: tuple[Question, ...]
+
+
+def load_locomo(path: str | Path) -> list[Conversation]:
+    """The samples of a JSON file in LoCoMo's layout (``docs/data.md``). A missing file, bad JSON or a
+    missing or malformed field fails with :class:`InvalidInput` / :class:`NotFound` naming the file and
+    the field, e.g. ``[2].conversation.session_3[4].text``."""
+    file = Path(path)
+    if file.is_dir():
+        file = file / "locomo-dev.json" if (file / "locomo-dev.json").is_file() else file / "locomo10.json"
+    if not file.is_file():
+        raise NotFound(f"{file} does not exist; it should hold {SOURCES['locomo']}")
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidInput(f"{file} is not JSON: {exc}", field=str(file)) from None
+    if not isinstance(data, list) or not data:
+        raise InvalidInput(
+            f"{file} must hold a non-empty list of samples {_expected('locomo')}", field=str(file)
+        )
+    return [_locomo_sample(file, n, sample) for n, sample in enumerate(data)]
+
+
+def _locomo_field(file: Path, where: str, value: object, kind: type | tuple[type, ...], what: str) -> object:
+    if not isinstance(value, kind) or (isinstance(value, str) and not value.strip()):
+        raise InvalidInput(f"{file}: {where} must be {what}", field=f"{file}:{where}")
+    return value
+
+
+def _locomo_sample(file: Path, n: int, sample: object) -> Conversation:
+    at = f"[{n}]"
+    _locomo_field(file, at, sample, dict, "an object with conversation and qa")
+    assert isinstance(sample, dict)
+    conversation = _locomo_field(file, f"{at}.conversation", sample.get("conversation"), dict, "an object")
+    assert isinstance(conversation, dict)
+    speakers = tuple(
+        str(_locomo_field(file, f"{at}.conversation.{side}", conversation.get(side), str, "a name"))
+        for side in ("speaker_a", "speaker_b")
+    )
+    sessions = []
+    number = 1
+    while f"session_{number}" in conversation:
+        where = f"{at}.conversation.session_{number}"
+        turns = _locomo_field(file, where, conversation[f"session_{number}"], list, "a list of turns")
+        date = str(
+            _locomo_field(
+                file, f"{where}_date_time", conversation.get(f"session_{number}_date_time"), str, "a date"
+            )
+        )
+        sessions.append(
+            Session(
+                number,
+                date,
+                _locomo_time(file, f"{where}_date_time", date),
+                _locomo_turns(file, where, turns),
+            )
+        )
+        number += 1
+    if not sessions:
+        raise InvalidInput(f"{file}: {at}.conversation has no session_1", field=f"{file}:{at}.conversation")
+    questions = _locomo_field(file, f"{at}.qa", sample.get("qa"), list, "a list of questions")
+    assert isinstance(questions, list)
+    return Conversation(
+        str(sample.get("sample_id") or f"sample-{n}"),
+        (speakers[0], speakers[1]),
+        tuple(sessions),
+        tuple(_locomo_question(file, f"{at}.qa[{q}]", question) for q, question in enumerate(questions)),
+    )
+
+
+def _locomo_turns(file: Path, where: str, turns: object) -> tuple[Turn, ...]:
+    assert isinstance(turns, list)
+    out = []
+    for t, turn in enumerate(turns):
+        here = f"{where}[{t}]"
+        _locomo_field(file, here, turn, dict, "an object with speaker, dia_id and text")
+        assert isinstance(turn, dict)
+        caption = turn.get("blip_caption")
+        out.append(
+            Turn(
+                str(_locomo_field(file, f"{here}.speaker", turn.get("speaker"), str, "a name")),
+                str(_locomo_field(file, f"{here}.dia_id", turn.get("dia_id"), str, "a dialogue id")),
+                str(_locomo_field(file, f"{here}.text", turn.get("text"), str, "the text said")),
+                caption if isinstance(caption, str) and caption.strip() else None,
+            )
+        )
+    return tuple(out)
+
+
+def _locomo_time(file: Path, where: str, date: str) -> float:
+    """``"1:56 pm on 8 May, 2023"`` as a Unix time (UTC)."""
+    from datetime import UTC, datetime
+
+    try:
+        return datetime.strptime(date.strip(), "%I:%M %p on %d %B, %Y").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        raise InvalidInput(
+            f"{file}: {where} must be a date like '1:56 pm on 8 May, 2023', got {date!r}",
+            field=f"{file}:{where}",
+        ) from None
+
+
+def _locomo_question(file: Path, where: str, question: object) -> Question:
+    _locomo_field(file, where, question, dict, "an object with question, evidence and category")
+    assert isinstance(question, dict)
+    text = str(_locomo_field(file, f"{where}.question", question.get("question"), str, "the question"))
+    evidence = _locomo_field(
+        file, f"{where}.evidence", question.get("evidence", []), list, "a list of dia_ids"
+    )
+    assert isinstance(evidence, list)
+    category = question.get("category")
+    if category not in LOCOMO_CATEGORIES:
+        raise InvalidInput(
+            f"{file}: {where}.category must be one of {sorted(LOCOMO_CATEGORIES)}, got {category!r}",
+            field=f"{file}:{where}.category",
+        )
+    answer = question.get("answer", question.get("adversarial_answer", ""))
+    return Question(text, str(answer), tuple(str(e) for e in evidence), int(category))

@@ -299,6 +299,29 @@ as the correction; right answers, the shadow's, repeat error by intent and misap
         "  lifelong bench serve-learning --out runs/quick --seeds 1 --steps 200 --streams support "
         "--variants service",
     ),
+    "memory": Suite(
+        "evidence recall@5/10/25/50 of Memory on LoCoMo-layout conversations vs plain dense cosine, "
+        "overall and per category; add/search latency, ingest throughput",
+        "memory:memory_bench",
+        about="""\
+Each conversation is one user's memory: its sessions are added in order (Memory.add_many, one call per
+session at the session's date; every turn one item, linked to its neighbours), then each question is
+searched. Evidence recall@k (Maharana et al., ACL 2024): the share of a question's evidence turns among
+the top k (1 for a question without evidence), averaged over questions, overall and per category, for
+Memory (dense views + BM25, fused by reciprocal rank) and the plain dense control (the same MiniLM,
+cosine only) in the same run. Latency: add_many per session, turns/s, search per question, and search
+with --items items in one user's memory. Needs MiniLM; no LLM.""",
+        data="""\
+  --data names a JSON file in LoCoMo's layout (or a folder holding locomo-dev.json or locomo10.json).
+  Default: $LIFELONG_DATA/locomo-dev/locomo-dev.json, else ../shared/data/locomo-dev/locomo-dev.json.
+  A list of samples: conversation has speaker_a, speaker_b, session_N (lists of {speaker, dia_id, text,
+  optional blip_caption}) and session_N_date_time ("1:56 pm on 8 May, 2023"); qa is a list of
+  {question, answer, evidence: [dia_id, ...], category 1-5}. A bad field fails naming the file and it.
+""",
+        steps="unused",
+        options=("items",),
+        example="  lifelong bench memory --out runs/memory --data ../shared/data/locomo-dev/locomo-dev.json",
+    ),
     "serve": Suite(
         "the learning service on loopback: proxy overhead at 100K learned items, /v1/feedback throughput "
         "(SQLite, 1 worker; PostgreSQL, --workers), feedback -> visible across workers",

@@ -169,6 +169,7 @@ class Learner(ABC):
         rating: float | None = None,
         outcome: JSON = None,
         log: ExperienceLog | None = None,
+        time: float | None = None,
     ) -> Step:
         """Teach one interaction in one call: the log first, then :meth:`learn` (river's ``learn_one``).
 
@@ -184,6 +185,8 @@ class Learner(ABC):
         ('card_lost', 1)
         """
         interaction = Interaction(scope or Scope(), observation, action)
+        if time is not None:  # default: now
+            interaction = Interaction(interaction.scope, observation, action, id=interaction.id, time=time)
         made = feedback_of(
             interaction.id,
             reward=reward,
@@ -191,6 +194,7 @@ class Learner(ABC):
             correction=correction,
             rating=rating,
             outcome=outcome,
+            time=time,
         )
         if log is None:
             log = self.log = self.log or ExperienceLog(":memory:")

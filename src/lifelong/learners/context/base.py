@@ -11,13 +11,32 @@ the step. Because the credit comes from the logged metadata and every time is th
 replaying the log rebuilds the same items (DESIGN principle 1); recall itself changes nothing, so a
 frozen learner recalls exactly what a learning one would have at the moment it froze.
 
-Recall scores blend the cosine similarity with recency and usefulness (the blend of Park et al.,
-"Generative Agents", UIST 2023, §4.1, with usefulness in place of an LLM-rated importance)::
+Recall scores blend the relevance of an item to the query with recency and usefulness (the blend of
+Park et al., "Generative Agents", UIST 2023, §4.1, with usefulness in place of an LLM-rated importance)::
 
-    score = similarity + w_recency * 0.5 ** (age / half_life) + w_usefulness * (usefulness - 0.5)
+    score = relevance + w_recency * 0.5 ** (age / half_life) + w_usefulness * (usefulness - 0.5)
     usefulness = (wins + 1) / (wins + losses + 2)     # Laplace-smoothed rate of positive outcomes
 
-computed for a shortlist of the most similar items (the priors are bounded, so far-off items cannot win).
+computed for a shortlist of the most relevant items (the priors are bounded, so far-off items cannot win).
+Relevance has two channels:
+
+- **dense** — the cosine similarity of the query's and the item's embeddings. An item that is a turn of
+  a thread (a conversation; :attr:`Item.before` / :attr:`Item.after` link its neighbours) has three
+  *views*: its text, its text with the turn before, and with the turn after; the dense score is the
+  mean of the three cosines — an answer ("Yes, last Saturday!") is found by the question it answers;
+- **lexical** (``lexical=True``, the default) — Okapi BM25 over the same views
+  (:mod:`lifelong.learners.context.lexical`), which finds the names and rare words a question shares
+  with its evidence.
+
+The channels are fused by reciprocal rank (Cormack, Clarke & Büttcher, SIGIR 2009, eq. 1)::
+
+    relevance = Σ_channel 1 / (fusion_k + rank_channel)   /   (channels / (fusion_k + 1))
+
+scaled so that an item first in every channel has relevance 1. Without the lexical channel (or when
+the query has no searchable word) relevance is the dense score itself. Each view's contribution
+respects ``before=``: a neighbour created at or after that time is not seen (the view falls back to
+the item alone). Measured on LoCoMo (``lifelong bench memory``, docs/benchmarks.md): evidence recall@5
+40.9 with the cosine alone, 48.4 with the views, 64.2 fused with BM25.
 
 Observations are text, or dicts whose ``"query"`` field is the text to search by (see :func:`query_text`).
 """
@@ -36,6 +55,7 @@ from lifelong.errors import InvalidInput
 from lifelong.experience.records import JSON, Scope, Step
 from lifelong.learners.base import Learner
 from lifelong.learners.context.gate import same_answer
+from lifelong.learners.context.lexical import VIEWS, LexicalIndex
 from lifelong.learners.context.vector_index import VectorIndex
 from lifelong.models.base import CachedEmbedder, Embedder, embed_one
 from lifelong.models.embedders import default_embedder
@@ -50,6 +70,10 @@ RERANK_MIN = 32
 #: latest); :attr:`Item.source_users` keeps every distinct user, and the version store's provenance
 #: keeps every link — so a budget bounds the state however often one input is confirmed.
 MAX_SOURCES = 64
+
+#: The constant of reciprocal-rank fusion (Cormack et al. 2009 use 60; on LoCoMo's dev conversations
+#: 10 gave recall@5 64.2 against 60.1 at 60 — a small constant trusts the top of each channel more).
+FUSION_K = 10
 
 #: Retired (superseded or dropped) items kept per scope for inspection, by default.
 HISTORY_LIMIT = 100
@@ -135,6 +159,8 @@ class Item:
     losses: int = 0
     status: str = "active"  # active | superseded | dropped
     replaced_by: str | None = None
+    before: str | None = None  # the item before this one in its thread (a conversation turn)
+    after: str | None = None  # the item after it
 
     @property
     def usefulness(self) -> float:
@@ -183,6 +209,8 @@ class ContextLearner(Learner):
         w_usefulness: float = 0.2,
         half_life: float = 7 * 24 * 3600.0,
         history_limit: int = HISTORY_LIMIT,
+        lexical: bool = True,
+        fusion_k: int = FUSION_K,
     ) -> None:
         super().__init__()
         check_scalar(k, "k", int, min_val=1)
@@ -199,8 +227,14 @@ class ContextLearner(Learner):
         self.w_usefulness = w_usefulness
         self.half_life = half_life
         self.history_limit = check_scalar(history_limit, "history_limit", int, min_val=0)
+        self.lexical = check_scalar(lexical, "lexical", bool)
+        self.fusion_k = check_scalar(fusion_k, "fusion_k", int, min_val=1)
         self.items: dict[str, Item] = {}
         self._indexes: dict[ScopeKey, VectorIndex] = {}
+        # Per scope: the vector of each linked pair of turns (before-text + text), keyed by the later
+        # item — its "before" view and its predecessor's "after" view; and the lexical index.
+        self._pairs: dict[ScopeKey, VectorIndex] = {}
+        self._lexicons: dict[ScopeKey, LexicalIndex] = {}
         self._retired: dict[ScopeKey, list[str]] = {}  # retired item ids per scope, oldest first
 
     # ------------------------------------------------------------------ reading
@@ -219,25 +253,99 @@ class ContextLearner(Learner):
     ) -> list[Recalled]:
         """The best ``k`` active items of ``scope`` for ``query`` (changes nothing); with ``before``,
         only items created before that time (what was known then: used to replay a logged request)."""
-        index = self._indexes.get(self.scope_key(scope))
+        key = self.scope_key(scope)
+        index = self._indexes.get(key)
         if index is None or not len(index):
             return []
         take = k or self.k
-        # The priors move a score by at most w_recency + w_usefulness / 2, so only the most similar
+        # The priors move a score by at most w_recency + w_usefulness / 2, so only the most relevant
         # items can win: re-rank a shortlist of them instead of scoring every item of the scope.
         size = max(RERANK_FACTOR * take, RERANK_MIN)
-        keys, sims = index.shortlist(embed_one(self.embedder, query), size)
-        shortlist = top_k(sims, size)
+        vector = embed_one(self.embedder, query)
+        keys, sims = index.shortlist(vector, size)
+        candidates = {keys[i] for i in top_k(sims, size)}
+        pairs = self._pairs.get(key)
+        if pairs is not None and len(pairs):
+            pair_keys, pair_sims = pairs.shortlist(vector, size)
+            for row in top_k(pair_sims, size):
+                later = pair_keys[row]
+                candidates.add(later)
+                earlier = self.items[later].before
+                if earlier is not None:
+                    candidates.add(earlier)
+        lexicon = self._lexicons.get(key) if self.lexical else None
+        lexical = lexicon.search(query, size) if lexicon is not None else {}
+        candidates.update(lexical)
         found = [
-            Recalled(item, float(sims[i]) + self._prior(item, now), float(sims[i]))
-            for i in shortlist
-            if sims[i] >= self.min_similarity
-            for item in (self.items[keys[i]],)
-            if before is None or item.created < before
+            item
+            for item_id in candidates
+            for item in (self.items[item_id],)
+            if item.active and (before is None or item.created < before)
+        ]
+        if not found:
+            return []
+        own, dense = self._dense(found, vector, before)
+        keep = own >= self.min_similarity
+        found = [item for item, kept in zip(found, keep, strict=True) if kept]
+        own, dense = own[keep], dense[keep]
+        relevance = dense
+        if lexical:
+            words = np.array([self._lexical_score(item, lexical.get(item.id), before) for item in found])
+            relevance = self._fused(found, dense, words)
+        recalled = [
+            Recalled(item, float(relevance[n]) + self._prior(item, now), float(own[n]))
+            for n, item in enumerate(found)
         ]
         # Ties by id: the answer must not depend on where the index keeps an item (removals move them).
-        found.sort(key=lambda r: (-r.score, r.item.id))
-        return found[:take]
+        recalled.sort(key=lambda r: (-r.score, r.item.id))
+        return recalled[:take]
+
+    def _seen(self, neighbour: str | None, before: float | None) -> Item | None:
+        """The neighbour item, if it exists and was known at ``before``."""
+        item = self.items.get(neighbour) if neighbour is not None else None
+        if item is None or not item.active or (before is not None and item.created >= before):
+            return None
+        return item
+
+    def _dense(
+        self, items: list[Item], vector: np.ndarray, before: float | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per item: the cosine of its own text, and the mean over its views (module docstring)."""
+        own = np.array([float(self._vector(item) @ vector) for item in items], dtype=np.float64)
+        dense = own.copy()
+        for n, item in enumerate(items):
+            earlier = self._seen(item.before, before)
+            later = self._seen(item.after, before)
+            if earlier is None and later is None:
+                continue
+            pairs = self._pairs[(item.tenant, item.user)]
+            view_before = float(pairs.vector(item.id) @ vector) if earlier is not None else own[n]
+            view_after = float(pairs.vector(later.id) @ vector) if later is not None else own[n]
+            dense[n] = (own[n] + view_before + view_after) / 3
+        return own, dense
+
+    def _lexical_score(self, item: Item, views: list[float] | None, before: float | None) -> float:
+        """The mean of an item's lexical view scores; a view whose neighbour was not known at ``before``
+        counts as the item's own text."""
+        if views is None:
+            return 0.0
+        text, with_before, with_after = views
+        if self._seen(item.before, before) is None:
+            with_before = text
+        if self._seen(item.after, before) is None:
+            with_after = text
+        return (text + with_before + with_after) / len(VIEWS)
+
+    def _fused(self, items: list[Item], dense: np.ndarray, words: np.ndarray) -> np.ndarray:
+        """Reciprocal-rank fusion of the dense and lexical channels (module docstring)."""
+        ids = [item.id for item in items]
+        k = self.fusion_k
+        fused = 1.0 / (k + _ranks(dense, ids))
+        channels = 1
+        if np.any(words > 0):
+            fused = fused + np.where(words > 0, 1.0 / (k + _ranks(words, ids)), 0.0)
+            channels = 2
+        return fused * (k + 1) / channels
 
     def _prior(self, item: Item, now: float | None) -> float:
         recency = 0.5 ** (max(0.0, (now or item.touched) - item.touched) / self.half_life)
@@ -325,11 +433,54 @@ class ContextLearner(Learner):
         )
 
     def _insert(self, item: Item, step: Step) -> None:
+        """Add ``item`` to its scope; when it names an active item ``before`` it in a thread, link the
+        two (the pair's text is embedded once: the later item's before-view, the earlier's after-view)."""
         self.items[item.id] = item
         key = (item.tenant, item.user)
         self._index(key).add(item.id, embed_one(self.embedder, item.query))
+        earlier = self.items.get(item.before) if item.before is not None else None
+        if earlier is not None and earlier.active and earlier.after is None:
+            earlier.after = item.id
+            self._scope_pairs(key).add(item.id, embed_one(self.embedder, _pair(earlier, item)))
+            self._put_lexical(earlier)
+        else:
+            item.before = None
+        self._put_lexical(item)
         self.provenance.record(item.id, step)
         self._enforce_budget(key)
+
+    def _reindex(self, item: Item) -> None:
+        """``item``'s query changed: embed it again (and the pairs it is part of)."""
+        key = (item.tenant, item.user)
+        self._index(key).add(item.id, embed_one(self.embedder, item.query))
+        linked = ((self.items.get(item.before or ""), item), (item, self.items.get(item.after or "")))
+        for earlier, later in linked:
+            if earlier is not None and later is not None:
+                self._scope_pairs(key).add(later.id, embed_one(self.embedder, _pair(earlier, later)))
+                self._put_lexical(earlier if later is item else later)
+        self._put_lexical(item)
+
+    def _put_lexical(self, item: Item) -> None:
+        if not self.lexical:
+            return
+        key = (item.tenant, item.user)
+        lexicon = self._lexicons.get(key)
+        if lexicon is None:
+            lexicon = self._lexicons[key] = LexicalIndex()
+        earlier = self.items.get(item.before) if item.before is not None else None
+        later = self.items.get(item.after) if item.after is not None else None
+        lexicon.put(
+            item.id,
+            item.query,
+            _pair(earlier, item) if earlier is not None else None,
+            _pair(item, later) if later is not None else None,
+        )
+
+    def _scope_pairs(self, key: ScopeKey) -> VectorIndex:
+        pairs = self._pairs.get(key)
+        if pairs is None:
+            pairs = self._pairs[key] = VectorIndex(self.embedder.dim)
+        return pairs
 
     def _index(self, key: ScopeKey) -> VectorIndex:
         """The index of a scope, made on first use."""
@@ -365,9 +516,30 @@ class ContextLearner(Learner):
             self.items.pop(retired.pop(0), None)
 
     def _unindex(self, item: Item) -> None:
-        index = self._indexes.get((item.tenant, item.user))
+        """Stop finding ``item``; its thread neighbours lose the view they shared with it."""
+        key = (item.tenant, item.user)
+        index = self._indexes.get(key)
         if index is not None and item.id in index:
             index.remove(item.id)
+        lexicon = self._lexicons.get(key)
+        if lexicon is not None:
+            lexicon.remove(item.id)
+        pairs = self._pairs.get(key)
+        earlier = self.items.get(item.before) if item.before is not None else None
+        later = self.items.get(item.after) if item.after is not None else None
+        if pairs is not None:
+            for later_id in (item.id, item.after):
+                if later_id is not None and later_id in pairs:
+                    pairs.remove(later_id)
+        item.before = item.after = None
+        if earlier is not None:
+            earlier.after = None
+            if earlier.active:
+                self._put_lexical(earlier)
+        if later is not None:
+            later.before = None
+            if later.active:
+                self._put_lexical(later)
 
     def _nearest(self, key: ScopeKey, query: str) -> tuple[Item, float] | None:
         index = self._indexes.get(key)
@@ -383,8 +555,8 @@ class ContextLearner(Learner):
             return
         candidates = sorted((self.items[i] for i in index.ids()), key=_keep_order)
         for item in candidates[: len(index) - self.budget]:
+            self._unindex(item)
             del self.items[item.id]
-            index.remove(item.id)
             self._after_evict(item)
 
     # ------------------------------------------------------------------ erasure and state
@@ -403,6 +575,12 @@ class ContextLearner(Learner):
             del self.items[item.id]
         self._indexes = {
             key: index for key, index in self._indexes.items() if len(index) or key != (tenant, user)
+        }
+        self._pairs = {
+            key: pairs for key, pairs in self._pairs.items() if len(pairs) or key != (tenant, user)
+        }
+        self._lexicons = {
+            key: lexicon for key, lexicon in self._lexicons.items() if len(lexicon) or key != (tenant, user)
         }
         gone = {item.id for item in doomed}
         self._retired = {key: [i for i in ids if i not in gone] for key, ids in self._retired.items()}
@@ -439,15 +617,16 @@ class ContextLearner(Learner):
             {**item, "replaced_by": None} if item.get("replaced_by") in gone else item
             for item in (inner["items"][row] for row in keep)
         ]
+        items = [
+            {**item, **{side: None for side in ("before", "after") if item.get(side) in gone}}
+            for item in items
+        ]
         vectors = np.asarray(inner["vectors"])
-        return {
-            **state,
-            "state": {
-                **inner,
-                "items": items,
-                "vectors": vectors[keep] if len(vectors) else vectors,
-            },
-        }
+        redacted = {**inner, "items": items, "vectors": vectors[keep] if len(vectors) else vectors}
+        if "pair_vectors" in inner:
+            pairs = np.asarray(inner["pair_vectors"])
+            redacted["pair_vectors"] = pairs[keep] if len(pairs) else pairs
+        return {**state, "state": redacted}
 
     def derived_from(self, interaction_ids: Iterable[str]) -> list[Item]:
         """Items (active or not) that any of ``interaction_ids`` contributed to."""
@@ -456,10 +635,19 @@ class ContextLearner(Learner):
 
     def _get_state(self) -> dict[str, Any]:
         items = list(self.items.values())
-        vectors = (
-            np.stack([self._vector(item) for item in items]) if items else np.zeros((0, self.embedder.dim))
-        )
-        return {"items": [asdict(item) for item in items], "vectors": vectors.astype(np.float32)}
+        dim = self.embedder.dim
+        vectors = np.stack([self._vector(item) for item in items]) if items else np.zeros((0, dim))
+        # The vector of the pair (item before, item), zeros where the item has no predecessor.
+        pairs = np.zeros((len(items), dim), dtype=np.float32)
+        for row, item in enumerate(items):
+            scope_pairs = self._pairs.get((item.tenant, item.user))
+            if item.before is not None and scope_pairs is not None and item.id in scope_pairs:
+                pairs[row] = scope_pairs.vector(item.id)
+        return {
+            "items": [asdict(item) for item in items],
+            "vectors": vectors.astype(np.float32),
+            "pair_vectors": pairs,
+        }
 
     def _vector(self, item: Item) -> np.ndarray:
         index = self._indexes.get((item.tenant, item.user))
@@ -470,15 +658,37 @@ class ContextLearner(Learner):
     def _set_state(self, state: dict[str, Any]) -> None:
         self.items = {}
         self._indexes = {}
+        self._pairs = {}
+        self._lexicons = {}
         self._retired = {}
         vectors = np.asarray(state["vectors"], dtype=np.float32)
-        for data, vector in zip(state["items"], vectors, strict=True):
+        pairs = np.asarray(state.get("pair_vectors", np.zeros_like(vectors)), dtype=np.float32)
+        for data, vector, pair in zip(state["items"], vectors, pairs, strict=True):
             item = Item(**copy.deepcopy(data))  # items grow in place (sources, payloads): not the state's
             self.items[item.id] = item
             if item.active:
                 self._index((item.tenant, item.user)).add(item.id, vector)
+                if item.before is not None:
+                    self._scope_pairs((item.tenant, item.user)).add(item.id, pair)
             else:
                 self._retired.setdefault((item.tenant, item.user), []).append(item.id)
+        for item in self.items.values():
+            if item.active:
+                self._put_lexical(item)
+
+
+def _pair(earlier: Item, later: Item) -> str:
+    """The text of two neighbouring turns: a view of each."""
+    return f"{earlier.query}\n{later.query}"
+
+
+def _ranks(scores: np.ndarray, ids: list[str]) -> np.ndarray:
+    """1-based ranks by descending score, ties broken by id (so the order is the same however the
+    candidates were gathered)."""
+    order = sorted(range(len(ids)), key=lambda n: (-float(scores[n]), ids[n]))
+    ranks = np.empty(len(ids), dtype=np.float64)
+    ranks[order] = np.arange(1, len(ids) + 1)
+    return ranks
 
 
 def _keep_order(item: Item) -> tuple[float, float]:

@@ -34,7 +34,7 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +42,7 @@ from lifelong.errors import InvalidInput
 from lifelong.experience.log import ExperienceLog
 from lifelong.experience.records import JSON, FeedbackKind, Scope, Step
 from lifelong.learners.context.base import ContextLearner, Item, Recalled, ScopeKey
-from lifelong.models.base import Embedder, embed_one
+from lifelong.models.base import Embedder
 from lifelong.utils.text import normalise
 from lifelong.utils.validation import check_scalar
 
@@ -54,6 +54,7 @@ class Fact:
     text: str
     key: str | None = None
     query: str | None = None  # the text the fact is found by (default: its text)
+    thread: str | None = None  # a conversation this fact is a turn of: kept verbatim, linked in order
 
 
 Extractor = Callable[[Step], list[Fact]]
@@ -70,9 +71,29 @@ def remembered(step: Step) -> list[Fact]:
             if isinstance(entry, str) and entry.strip():
                 facts.append(Fact(entry.strip()))
             elif isinstance(entry, dict) and isinstance(entry.get("text"), str) and entry["text"].strip():
-                key = entry.get("key")
-                facts.append(Fact(entry["text"].strip(), key=str(key) if key is not None else None))
+                key, thread = entry.get("key"), entry.get("thread")
+                facts.append(
+                    Fact(
+                        entry["text"].strip(),
+                        key=str(key) if key is not None else None,
+                        thread=str(thread) if thread is not None else None,
+                    )
+                )
     return facts
+
+
+def turn_text(message: Mapping[str, Any], n: int) -> str:
+    """A chat message as a memory: ``"name: content"`` (the role when it has no name). Raises
+    :class:`InvalidInput` naming ``messages[n]`` when it is not a message with some text."""
+    if not isinstance(message, Mapping):
+        raise InvalidInput("a message is an object with 'role' and 'content'", field=f"messages[{n}]")
+    content = message.get("content")
+    if not isinstance(content, str) or not content.strip():
+        raise InvalidInput("a message needs some text content", field=f"messages[{n}].content")
+    speaker = message.get("name") or message.get("role")
+    if speaker is not None and (not isinstance(speaker, str) or not speaker.strip()):
+        raise InvalidInput("a speaker name is a non-empty string", field=f"messages[{n}].name")
+    return f"{speaker.strip()}: {content.strip()}" if speaker else content.strip()
 
 
 class Memory(ContextLearner):
@@ -95,6 +116,7 @@ class Memory(ContextLearner):
         )
         self.extract = extract
         self.merge_threshold = merge_threshold
+        self._tails: dict[tuple[ScopeKey, str], str] = {}  # the last turn of each thread
 
     def add(
         self,
@@ -118,19 +140,66 @@ class Memory(ContextLearner):
             item for item in self.items.values() if item.active and step.interaction.id in item.sources
         )
 
+    def add_many(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        scope: Scope | None = None,
+        *,
+        thread: str = "conversation",
+        time: float | None = None,
+        log: ExperienceLog | None = None,
+    ) -> list[Item]:
+        """Remember a conversation (mem0's ``add(messages, user_id=)``): each chat message
+        ``{"role", "content", "name"?}`` becomes one memory, kept verbatim, in order, linked to the
+        turns around it in ``thread`` (so recall sees each turn with its neighbours). One logged
+        interaction (at ``time``) holds them all — its id is every turn's provenance — and the texts
+        are embedded in batches. Returns the items, in the messages' order."""
+        if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence) or not messages:
+            raise InvalidInput("messages is a non-empty list of chat messages", field="messages")
+        if not isinstance(thread, str) or not thread.strip():
+            raise InvalidInput("a thread is a non-empty name", field="thread")
+        if self.frozen:
+            raise InvalidInput(f"{self.name} is frozen: it learns nothing", field="frozen")
+        texts = [turn_text(message, n) for n, message in enumerate(messages)]
+        entries: list[JSON] = [{"text": text, "thread": thread} for text in texts]
+        step = self.learn_one("remember", scope=scope, outcome={"remember": entries}, log=log, time=time)
+        made = {
+            _turn_number(item.id): item for item in self.items.values() if step.interaction.id in item.sources
+        }
+        return [made[n] for n in sorted(made)]
+
     def search(self, query: str, scope: Scope | None = None, *, k: int | None = None) -> list[Recalled]:
         """The active memories of ``scope`` best matching ``query`` (mem0's ``search``; :meth:`recall`)."""
         return self.recall(query, scope or Scope(), k=k)
 
     def _derive(self, step: Step) -> bool:
         facts = self.extract(step)
+        self._embed_ahead(facts)
         for n, fact in enumerate(facts):
             self._rewrite(step, n, fact)
         return bool(facts)
 
+    def _embed_ahead(self, facts: list[Fact]) -> None:
+        """Embed the facts' texts (and, for turns, the pairs of neighbours) in batches: the cache then
+        answers every single lookup that follows."""
+        texts: list[str] = []
+        previous: dict[str, str] = {}
+        for fact in facts:
+            query = fact.query or fact.text
+            texts.append(query)
+            if fact.thread is not None:
+                if fact.thread in previous:
+                    texts.append(f"{previous[fact.thread]}\n{query}")
+                previous[fact.thread] = query
+        for start in range(0, len(texts), 1024):  # the embedder's cache holds 4,096 texts
+            self.embedder.embed(list(dict.fromkeys(texts[start : start + 1024])))
+
     def _rewrite(self, step: Step, n: int, fact: Fact) -> None:
         key = self.scope_key(step.interaction.scope)
         query = fact.query or fact.text
+        if fact.thread is not None and fact.key is None:  # a turn of a conversation: kept as said
+            self._add_turn(step, n, fact, query, key)
+            return
         same_key = self._keyed(key, fact.key)
         if same_key is not None:
             if _same_text(same_key.text, fact.text):
@@ -144,13 +213,32 @@ class Memory(ContextLearner):
             self._absorb(item, step)
             if item.text != fact.text:  # the memory is rewritten in the newer words
                 item.text, item.query = fact.text, query
-                self._indexes[key].add(item.id, embed_one(self.embedder, query))
+                self._reindex(item)
             return
         self._insert(self._make(step, n, fact, query), step)
 
     def _make(self, step: Step, n: int, fact: Fact, query: str) -> Item:
         payload: dict[str, JSON] = {"key": fact.key}
+        if fact.thread is not None:
+            payload["thread"] = fact.thread
         return self._new_item(step, n, fact.text, query, payload)
+
+    def _add_turn(self, step: Step, n: int, fact: Fact, query: str, key: ScopeKey) -> None:
+        """A conversation turn: never merged with a similar one, linked after its thread's last turn."""
+        item = self._make(step, n, fact, query)
+        assert fact.thread is not None
+        item.before = self._tails.get((key, fact.thread))
+        self._insert(item, step)
+        if item.id in self.items:  # not evicted at once by the budget
+            self._tails[(key, fact.thread)] = item.id
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        super()._set_state(state)
+        self._tails = {
+            ((item.tenant, item.user), str(item.payload["thread"])): item.id
+            for item in self.items.values()
+            if item.active and item.after is None and item.payload.get("thread") is not None
+        }
 
     def _keyed(self, key: ScopeKey, fact_key: str | None) -> Item | None:
         if fact_key is None:
@@ -163,6 +251,10 @@ class Memory(ContextLearner):
             if item.payload.get("key") == fact_key:
                 return item
         return None
+
+
+def _turn_number(item_id: str) -> int:
+    return int(item_id.rsplit("/", 1)[1])
 
 
 def _same_text(a: str, b: str) -> bool:
