@@ -116,6 +116,42 @@ def test_feedback_is_idempotent_by_its_id_and_refuses_a_reused_id(service: Servi
         assert db.execute("SELECT COUNT(*) FROM feedback WHERE id LIKE 'fb-1.%'").fetchone()[0] == 1
 
 
+def test_memories_ingest_a_conversation_as_linked_turns(service: Service) -> None:
+    turns = [
+        {"role": "user", "name": "Caroline", "content": "I went to the LGBTQ support group yesterday."},
+        {"role": "assistant", "name": "Melanie", "content": "How did it go?"},
+        {"role": "user", "name": "Caroline", "content": "It was powerful, I felt accepted."},
+    ]
+    with service.client("acme") as http:
+        add = http.post(
+            "/v1/memories", json={"user_id": "cal", "thread": "chat-1", "time": 1683554160, "messages": turns}
+        )
+        assert add.status_code == 200, add.text
+        made = add.json()["results"]
+        assert [m["memory"] for m in made] == [f"{t['name']}: {t['content']}" for t in turns]
+        assert {m["created_at"] for m in made} == {1683554160.0}
+        found = http.get(
+            "/v1/memories/search",
+            params={"query": "How did Caroline feel at the support group?", "user_id": "cal", "limit": 5},
+        ).json()["results"]
+        assert len(found) == 3 and {r["thread"] for r in found} == {"chat-1"}
+        blank = http.post(
+            "/v1/memories",
+            json={"user_id": "cal", "thread": "t", "messages": [{"role": "user", "content": " "}]},
+        )
+        assert blank.status_code == 422 and blank.json()["error"]["param"] == "messages[0].content"
+        orphan = http.post("/v1/memories", json={"user_id": "cal", "thread": "t", "text": "hi"})
+        assert orphan.status_code == 422
+        assert len(http.get("/v1/memories", params={"user_id": "cal"}).json()["results"]) == 3
+    with service.client("other") as http:  # another tenant sees none of it
+        assert (
+            http.get("/v1/memories/search", params={"query": "support group", "user_id": "cal"}).json()[
+                "results"
+            ]
+            == []
+        )
+
+
 def test_memories_search_provenance_and_forgetting_a_user(service: Service) -> None:
     with service.client("acme") as http:
         add = http.post("/v1/memories", json={"user_id": "cy", "text": "Cy lives in Lisbon", "key": "city"})

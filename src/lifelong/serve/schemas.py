@@ -95,18 +95,36 @@ class MemoryMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
     role: str = Field(max_length=64)
     content: str = Field(max_length=TEXT)
+    name: str | None = Field(None, min_length=1, max_length=NAME, description="the speaker")
 
 
 class MemoryAdd(BaseModel):
-    """mem0's ``add``: a ``text`` (or the user messages of ``messages``) to remember for ``user_id``."""
+    """mem0's ``add``: a ``text`` (or the user messages of ``messages``) to remember for ``user_id``;
+    with ``thread``, every message is kept verbatim as a turn of that conversation."""
 
     model_config = ConfigDict(extra="forbid")
     user_id: str = Field(min_length=1, max_length=NAME)
     text: str | None = Field(None, min_length=1, max_length=TEXT)
-    messages: list[MemoryMessage] | None = Field(None, min_length=1, max_length=100)
+    messages: list[MemoryMessage] | None = Field(None, min_length=1, max_length=1000)
     key: str | None = Field(
         None, min_length=1, max_length=NAME, description="a later fact with this key supersedes it"
     )
+    thread: str | None = Field(
+        None,
+        min_length=1,
+        max_length=NAME,
+        description="conversation ingest: every message becomes a turn of this thread, recalled with "
+        "the turns around it",
+    )
+    time: float | None = Field(
+        None, ge=0, le=1e11, description="when it was said (Unix seconds; default: now)"
+    )
+
+    @model_validator(mode="after")
+    def _thread_needs_messages(self) -> MemoryAdd:
+        if self.thread is not None and self.messages is None:
+            raise ValueError("thread names the conversation of messages: give messages")
+        return self
 
     @model_validator(mode="after")
     def _one_source(self) -> MemoryAdd:
@@ -190,6 +208,7 @@ class MemoryView(Reply):
     status: str
     sources: list[str]
     usefulness: float
+    thread: str | None = None
     score: float | None = None
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from lifelong.experience.records import Feedback, Interaction, Scope
+from lifelong.experience.records import JSON, Feedback, Interaction, Scope
 from lifelong.learners.context.base import Item
+from lifelong.learners.context.memory import turn_text
 from lifelong.serve.deps import ApiError, AppName, Caller, ServiceDep, checked
 from lifelong.serve.engine import APP
 from lifelong.serve.schemas import Forgotten, MemoryAdd, MemoryAdded, MemoryList, MemoryView
@@ -22,21 +24,32 @@ async def add_memory(
     body: MemoryAdd, request: Request, who: Caller, svc: ServiceDep, app: AppName
 ) -> MemoryAdded:
     """Remember a ``text`` (or the user messages of ``messages``) for ``user_id``: logged as an
-    interaction with a ``remember`` outcome, learned from the log like any feedback."""
+    interaction with a ``remember`` outcome, learned from the log like any feedback. With ``thread``,
+    every message (any role, with its ``name``) is one turn of that conversation (``Memory.add_many``)."""
     scope = checked(lambda: Scope(who.tenant, body.user_id, request.headers.get("x-lifelong-session")))
-    texts = (
-        [body.text]
-        if body.text is not None
-        else [m.content for m in body.messages or [] if m.role == "user" and m.content.strip()]
-    )
-    if not texts or not all(t.strip() for t in texts):
-        raise ApiError(422, "nothing to remember: the text (or every user message) is blank", param="text")
+    facts: list[JSON]
+    if body.thread is not None:  # conversation ingest: every turn, verbatim, in order
+        messages = [m.model_dump(exclude_none=True) for m in body.messages or []]
+        texts = checked(lambda: [turn_text(m, n) for n, m in enumerate(messages)])
+        facts = [{"text": text, "thread": body.thread} for text in texts]
+    else:
+        texts = (
+            [body.text]
+            if body.text is not None
+            else [m.content for m in body.messages or [] if m.role == "user" and m.content.strip()]
+        )
+        if not texts or not all(t.strip() for t in texts):
+            raise ApiError(
+                422, "nothing to remember: the text (or every user message) is blank", param="text"
+            )
+        facts = [{"text": t.strip(), "key": body.key} for t in texts]
     if app is not None:
         await svc.in_engine(lambda: svc.engine.memory(who.tenant, app))  # 404 for an undeclared app
-    facts = [{"text": t.strip(), "key": body.key} for t in texts]
     interaction = Interaction(
         scope, "remember", metadata={"endpoint": "memories", **({APP: app} if app else {})}
     )
+    if body.time is not None:  # said then, logged now
+        interaction = dataclasses.replace(interaction, time=body.time)
     remember = Feedback.outcome(interaction.id, {"remember": facts})
     await svc.in_pool(lambda: svc.log.append_many([interaction, remember]))
 
@@ -100,6 +113,7 @@ def memory_view(item: Item, score: float | None = None) -> MemoryView:
         "status": item.status,
         "sources": list(item.sources),
         "usefulness": round(item.usefulness, 4),
+        "thread": item.payload.get("thread"),
     }
     if score is not None:
         data["score"] = score
