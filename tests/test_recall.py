@@ -274,3 +274,61 @@ def test_bench_memory_reports_recall_per_k_and_category_beside_the_plain_control
     assert set(result["by_category"]) == {"single-hop", "multi-hop", "adversarial"}
     assert result["latency"]["search_ms_at_300_items"]["items"] == 300
     assert result["latency"]["ingest_turns_per_s"] > 0
+
+
+# ---------------------------------------------------------------- facts valid in time, retired for good
+
+
+def test_a_superseded_fact_holds_until_it_was_superseded_and_is_found_as_of_then() -> None:
+    memory = Memory(EMBED)
+    memory.learn_one(
+        "remember", scope=ADA, outcome={"remember": {"text": "Ada lives in Paris", "key": "city"}}, time=100.0
+    )
+    memory.learn_one(
+        "remember",
+        scope=ADA,
+        outcome={"remember": {"text": "Ada lives in Berlin", "key": "city"}},
+        time=200.0,
+    )
+    [paris] = memory.history(ADA)
+    assert (paris.created, paris.valid_to, paris.status) == (100.0, 200.0, "superseded")
+    assert [r.item.text for r in memory.search("where does Ada live", ADA)] == ["Ada lives in Berlin"]
+    assert [r.item.text for r in memory.search("where does Ada live", ADA, as_of=150.0)] == [
+        "Ada lives in Paris"
+    ]
+    assert [r.item.text for r in memory.search("where does Ada live", ADA, as_of=250.0)] == [
+        "Ada lives in Berlin"
+    ]
+    assert memory.search("where does Ada live", ADA, as_of=50.0) == []
+
+
+def test_a_retired_fact_is_never_recalled_again_nor_its_duplicates() -> None:
+    log = ExperienceLog(":memory:")
+    memory = Memory(EMBED)
+    wrong = memory.add("Ada is allergic to peanuts", ADA, log=log)
+    memory.add("Ada likes tea", ADA, log=log)
+    with pytest.raises(InvalidInput, match="why"):
+        memory.retire(wrong.id, ADA, reason=" ", log=log)
+    with pytest.raises(NotFound):
+        memory.retire(wrong.id, BOB, reason="not Bob's", log=log)  # another user's memory: not found
+    memory.retire(wrong.id, ADA, reason="confused with her brother", log=log)
+    assert (wrong.status, wrong.reason) == ("retired", "confused with her brother")
+    assert all(r.item.id != wrong.id for r in memory.search("peanut allergy", ADA, k=10))
+    assert all(
+        r.item.id != wrong.id for r in memory.search("peanut allergy", ADA, k=10, as_of=wrong.created + 1e-3)
+    )
+    memory.add("Ada is allergic to peanuts", ADA, log=log)  # said again: not remembered
+    assert [i.text for i in memory.active_items(ADA)] == ["Ada likes tea"]
+    memory.add("Bob is allergic to peanuts", BOB, log=log)  # another user's memory is theirs
+    assert [i.text for i in memory.active_items(BOB)] == ["Bob is allergic to peanuts"]
+    with pytest.raises(InvalidInput, match="retired"):
+        memory.retire(wrong.id, ADA, reason="again", log=log)
+    rebuilt = Memory(EMBED)  # the log rebuilds the retirement and what it keeps out
+    rebuilt.learn_many(log.replay())
+    assert sorted(i.text for i in rebuilt.active_items()) == ["Ada likes tea", "Bob is allergic to peanuts"]
+    loaded = Memory(EMBED)
+    loaded.load_state_dict(rebuilt.state_dict())
+    loaded.add("Ada is allergic to peanuts!", ADA)
+    assert [i.text for i in loaded.active_items(ADA)] == ["Ada likes tea"]
+    loaded.forget_user("ada", tenant="t")
+    assert not loaded._blocked.get(("t", "ada"))

@@ -78,6 +78,9 @@ FUSION_K = 10
 #: Retired (superseded or dropped) items kept per scope for inspection, by default.
 HISTORY_LIMIT = 100
 
+#: The status of an item a user retired (with a reason): never recalled again, nor its duplicates.
+RETIRED = "retired"
+
 #: Inputs at least this similar are the same input (re-phrasings score lower).
 SAME_INPUT = 0.995
 
@@ -157,10 +160,12 @@ class Item:
     touched: float = 0.0  # last time it was written or credited
     wins: int = 0
     losses: int = 0
-    status: str = "active"  # active | superseded | dropped
+    status: str = "active"  # active | superseded | dropped | retired
     replaced_by: str | None = None
     before: str | None = None  # the item before this one in its thread (a conversation turn)
     after: str | None = None  # the item after it
+    valid_to: float | None = None  # when it stopped holding (superseded, dropped, retired); from: created
+    reason: str | None = None  # why it was retired
 
     @property
     def usefulness(self) -> float:
@@ -250,13 +255,23 @@ class ContextLearner(Learner):
         k: int | None = None,
         now: float | None = None,
         before: float | None = None,
+        as_of: float | None = None,
     ) -> list[Recalled]:
         """The best ``k`` active items of ``scope`` for ``query`` (changes nothing); with ``before``,
-        only items created before that time (what was known then: used to replay a logged request)."""
+        only items created before that time (what was known then: used to replay a logged request).
+
+        ``as_of`` asks what held at that time (Graphiti's bi-temporal facts): the items created before it
+        that were active then — a fact superseded later is found, one superseded earlier is not. Items a
+        user retired are never found. (History items are ranked by the dense channel only: the lexical
+        index holds active items.)"""
         key = self.scope_key(scope)
         index = self._indexes.get(key)
-        if index is None or not len(index):
+        history = [] if as_of is None else self._held_at(key, as_of)
+        if as_of is not None:
+            before = as_of if before is None else min(before, as_of)
+        if (index is None or not len(index)) and not history:
             return []
+        index = index if index is not None else VectorIndex(self.embedder.dim)
         take = k or self.k
         # The priors move a score by at most w_recency + w_usefulness / 2, so only the most relevant
         # items can win: re-rank a shortlist of them instead of scoring every item of the scope.
@@ -281,7 +296,7 @@ class ContextLearner(Learner):
             for item_id in candidates
             for item in (self.items[item_id],)
             if item.active and (before is None or item.created < before)
-        ]
+        ] + history
         if not found:
             return []
         own, dense = self._dense(found, vector, before)
@@ -299,6 +314,15 @@ class ContextLearner(Learner):
         # Ties by id: the answer must not depend on where the index keeps an item (removals move them).
         recalled.sort(key=lambda r: (-r.score, r.item.id))
         return recalled[:take]
+
+    def _held_at(self, key: ScopeKey, time: float) -> list[Item]:
+        """The items of a scope's history that held at ``time`` (created before, retired after)."""
+        return [
+            item
+            for item_id in self._retired.get(key, [])
+            for item in (self.items[item_id],)
+            if item.created < time and item.valid_to is not None and item.valid_to > time
+        ]
 
     def _seen(self, neighbour: str | None, before: float | None) -> Item | None:
         """The neighbour item, if it exists and was known at ``before``."""
@@ -490,8 +514,8 @@ class ContextLearner(Learner):
         return index
 
     def _supersede(self, old: Item, new: Item, step: Step) -> None:
-        """``new`` (from ``step``) replaces ``old``, which stays in :meth:`history`."""
-        self._retire(old, "superseded", replaced_by=new.id)
+        """``new`` (from ``step``) replaces ``old``, which stays in :meth:`history`, valid until then."""
+        self._retire(old, "superseded", replaced_by=new.id, at=step.interaction.time)
         self._insert(new, step)
 
     def _absorb(self, item: Item, step: Step) -> None:
@@ -505,11 +529,18 @@ class ContextLearner(Learner):
         item.touched = max(item.touched, step.interaction.time)
         self.provenance.record(item.id, step)
 
-    def _retire(self, item: Item, status: str, replaced_by: str | None = None) -> None:
-        """Stop returning ``item`` (it stays in :meth:`history`)."""
+    def _retire(
+        self, item: Item, status: str, replaced_by: str | None = None, at: float | None = None
+    ) -> None:
+        """Stop returning ``item``; it stays in :meth:`history`, valid until ``at`` (default: when it was
+        last touched). Items retired by a user (status ``"retired"``) stay for good — they keep their
+        duplicates out — the others leave the history past ``history_limit``."""
         item.status = status
         item.replaced_by = replaced_by
+        item.valid_to = at if at is not None else item.touched
         self._unindex(item)
+        if status == RETIRED:
+            return
         retired = self._retired.setdefault((item.tenant, item.user), [])
         retired.append(item.id)
         while len(retired) > self.history_limit:  # the oldest leave the history for good
@@ -670,7 +701,7 @@ class ContextLearner(Learner):
                 self._index((item.tenant, item.user)).add(item.id, vector)
                 if item.before is not None:
                     self._scope_pairs((item.tenant, item.user)).add(item.id, pair)
-            else:
+            elif item.status != RETIRED:
                 self._retired.setdefault((item.tenant, item.user), []).append(item.id)
         for item in self.items.values():
             if item.active:

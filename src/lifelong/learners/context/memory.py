@@ -38,11 +38,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lifelong.errors import InvalidInput
+from lifelong.errors import InvalidInput, NotFound
 from lifelong.experience.log import ExperienceLog
 from lifelong.experience.records import JSON, FeedbackKind, Scope, Step
-from lifelong.learners.context.base import ContextLearner, Item, Recalled, ScopeKey
-from lifelong.models.base import Embedder
+from lifelong.learners.context.base import RETIRED, ContextLearner, Item, Recalled, ScopeKey
+from lifelong.learners.context.vector_index import VectorIndex
+from lifelong.models.base import Embedder, embed_one
 from lifelong.utils.text import normalise
 from lifelong.utils.validation import check_scalar
 
@@ -82,6 +83,17 @@ def remembered(step: Step) -> list[Fact]:
     return facts
 
 
+def retirements(step: Step) -> list[tuple[str, str]]:
+    """The (item id, reason) pairs that outcome feedback retires: ``{"retire": {"id", "reason"}}``."""
+    out = []
+    for feedback in step.feedback:
+        if feedback.kind is FeedbackKind.OUTCOME and isinstance(feedback.value, dict):
+            value = feedback.value.get("retire")
+            if isinstance(value, dict) and isinstance(value.get("id"), str):
+                out.append((str(value["id"]), str(value.get("reason") or "")))
+    return out
+
+
 def turn_text(message: Mapping[str, Any], n: int) -> str:
     """A chat message as a memory: ``"name: content"`` (the role when it has no name). Raises
     :class:`InvalidInput` naming ``messages[n]`` when it is not a message with some text."""
@@ -117,6 +129,7 @@ class Memory(ContextLearner):
         self.extract = extract
         self.merge_threshold = merge_threshold
         self._tails: dict[tuple[ScopeKey, str], str] = {}  # the last turn of each thread
+        self._blocked: dict[ScopeKey, VectorIndex] = {}  # the vectors of retired items, per scope
 
     def add(
         self,
@@ -127,8 +140,9 @@ class Memory(ContextLearner):
         log: ExperienceLog | None = None,
     ) -> Item:
         """Remember ``text`` for ``scope`` (mem0's ``add``): logged first, then learned; returns the
-        item that now holds it. A ``key`` names what the fact is about: a later fact with the same key
-        and other words supersedes it."""
+        item that now holds it (or, when it repeats a retired memory, that retired item: not kept).
+        A ``key`` names what the fact is about: a later fact with the same key and other words
+        supersedes it."""
         if not isinstance(text, str) or not text.strip():
             raise InvalidInput("a memory needs some text", field="text")
         if self.frozen:
@@ -136,9 +150,16 @@ class Memory(ContextLearner):
         step = self.learn_one(
             "remember", scope=scope, outcome={"remember": {"text": text, "key": key}}, log=log
         )
-        return next(
-            item for item in self.items.values() if item.active and step.interaction.id in item.sources
+        held = next(
+            (item for item in self.items.values() if item.active and step.interaction.id in item.sources),
+            None,
         )
+        if held is not None:
+            return held
+        # a retired memory said the same: it is not remembered; the retired item says why
+        index = self._blocked[self.scope_key(scope or Scope())]
+        [(item_id, _)] = index.search(embed_one(self.embedder, text), 1)
+        return self.items[item_id]
 
     def add_many(
         self,
@@ -168,16 +189,77 @@ class Memory(ContextLearner):
         }
         return [made[n] for n in sorted(made)]
 
-    def search(self, query: str, scope: Scope | None = None, *, k: int | None = None) -> list[Recalled]:
-        """The active memories of ``scope`` best matching ``query`` (mem0's ``search``; :meth:`recall`)."""
-        return self.recall(query, scope or Scope(), k=k)
+    def retire(
+        self, item_id: str, scope: Scope | None = None, *, reason: str, log: ExperienceLog | None = None
+    ) -> Item:
+        """Retire a wrong memory for good: it is never recalled again (not even ``as_of`` a time when
+        it held), and a later fact that says the same is not remembered. Logged first, like every
+        change, with the ``reason``; the item keeps it and the time (``valid_to``)."""
+        scope = scope or Scope()
+        item = self.items.get(item_id)
+        if item is None or (item.tenant, item.user) != self.scope_key(scope):
+            raise NotFound(f"no memory {item_id!r} for this user")
+        if not item.active:
+            raise InvalidInput(f"memory {item_id!r} is {item.status}, not active", field="id")
+        if not isinstance(reason, str) or not reason.strip():
+            raise InvalidInput("say why the memory is wrong", field="reason")
+        if self.frozen:
+            raise InvalidInput(f"{self.name} is frozen: it learns nothing", field="frozen")
+        self.learn_one(
+            "retire", scope=scope, outcome={"retire": {"id": item_id, "reason": reason.strip()}}, log=log
+        )
+        return item
+
+    def search(
+        self, query: str, scope: Scope | None = None, *, k: int | None = None, as_of: float | None = None
+    ) -> list[Recalled]:
+        """The memories of ``scope`` best matching ``query`` (mem0's ``search``; :meth:`recall`): the
+        active ones, or with ``as_of`` those that held at that time."""
+        return self.recall(query, scope or Scope(), k=k, as_of=as_of)
 
     def _derive(self, step: Step) -> bool:
+        retired = self._retire_from(step)
         facts = self.extract(step)
         self._embed_ahead(facts)
         for n, fact in enumerate(facts):
             self._rewrite(step, n, fact)
-        return bool(facts)
+        return bool(facts) or retired
+
+    def _retire_from(self, step: Step) -> bool:
+        """Retire the items the step's feedback names — of the step's own scope only."""
+        key = self.scope_key(step.interaction.scope)
+        changed = False
+        for item_id, reason in retirements(step):
+            item = self.items.get(item_id)
+            if item is None or not item.active or (item.tenant, item.user) != key:
+                continue
+            vector = self._vector(item)
+            self._retire(item, RETIRED, at=step.interaction.time)
+            item.reason = reason
+            self._blocked_index(key).add(item.id, vector)
+            self.provenance.record(item.id, step)
+            changed = True
+        return changed
+
+    def _blocked_index(self, key: ScopeKey) -> VectorIndex:
+        index = self._blocked.get(key)
+        if index is None:
+            index = self._blocked[key] = VectorIndex(self.embedder.dim)
+        return index
+
+    def _says_retired(self, key: ScopeKey, query: str) -> bool:
+        """Whether ``query`` repeats a retired memory of the scope (near-duplicate by meaning)."""
+        index = self._blocked.get(key)
+        if index is None or not len(index):
+            return False
+        [(item_id, similarity)] = index.search(embed_one(self.embedder, query), 1)
+        return similarity >= self.merge_threshold or _same_text(self.items[item_id].query, query)
+
+    def _after_forget(self, items: list[Item]) -> None:
+        for item in items:
+            index = self._blocked.get((item.tenant, item.user))
+            if index is not None and item.id in index:
+                index.remove(item.id)
 
     def _embed_ahead(self, facts: list[Fact]) -> None:
         """Embed the facts' texts (and, for turns, the pairs of neighbours) in batches: the cache then
@@ -197,6 +279,8 @@ class Memory(ContextLearner):
     def _rewrite(self, step: Step, n: int, fact: Fact) -> None:
         key = self.scope_key(step.interaction.scope)
         query = fact.query or fact.text
+        if self._says_retired(key, query):  # a user said it is wrong: it does not come back
+            return
         if fact.thread is not None and fact.key is None:  # a turn of a conversation: kept as said
             self._add_turn(step, n, fact, query, key)
             return
@@ -234,6 +318,10 @@ class Memory(ContextLearner):
 
     def _set_state(self, state: dict[str, Any]) -> None:
         super()._set_state(state)
+        self._blocked = {}
+        for data, vector in zip(state["items"], state["vectors"], strict=True):
+            if data.get("status") == RETIRED:
+                self._blocked_index((data["tenant"], data["user"])).add(data["id"], vector)
         self._tails = {
             ((item.tenant, item.user), str(item.payload["thread"])): item.id
             for item in self.items.values()
