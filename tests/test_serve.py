@@ -152,6 +152,45 @@ def test_memories_ingest_a_conversation_as_linked_turns(service: Service) -> Non
         )
 
 
+def test_a_memory_retired_with_a_reason_stays_out_and_other_tenants_cannot_touch_it(service: Service) -> None:
+    with service.client("acme") as http:
+        first = http.post(
+            "/v1/memories", json={"user_id": "di", "text": "Di lives in Rome", "key": "city", "time": 100}
+        )
+        http.post(
+            "/v1/memories", json={"user_id": "di", "text": "Di lives in Oslo", "key": "city", "time": 200}
+        )
+        wrong = http.post("/v1/memories", json={"user_id": "di", "text": "Di is allergic to cats"}).json()
+        memory_id = wrong["results"][0]["id"]
+        then = http.get(
+            "/v1/memories/search", params={"query": "where does Di live", "user_id": "di", "as_of": 150}
+        )
+        assert [r["memory"] for r in then.json()["results"]] == ["Di lives in Rome"]
+        rome = first.json()["results"][0]["id"]
+        assert (
+            http.get("/v1/memories/search", params={"query": "city", "user_id": "di", "as_of": 250}).json()[
+                "results"
+            ][0]["memory"]
+            == "Di lives in Oslo"
+        )
+    with service.client("other") as http:  # another tenant: as unknown as a made-up id
+        assert http.post(f"/v1/memories/{memory_id}/retire", json={"reason": "mine now"}).status_code == 404
+    with service.client("acme") as http:
+        assert http.post(f"/v1/memories/{memory_id}/retire", json={"reason": " "}).status_code == 422
+        assert (
+            http.post(f"/v1/memories/{rome}/retire", json={"reason": "old"}).status_code == 409
+        )  # superseded
+        done = http.post(f"/v1/memories/{memory_id}/retire", json={"reason": "it was her sister"})
+        assert done.status_code == 200, done.text
+        assert (done.json()["status"], done.json()["reason"]) == ("retired", "it was her sister")
+        assert done.json()["valid_to"] is not None
+        http.post("/v1/memories", json={"user_id": "di", "text": "Di is allergic to cats"})  # said again
+        found = http.get(
+            "/v1/memories/search", params={"query": "allergic to cats", "user_id": "di", "limit": 10}
+        )
+        assert all("allergic" not in r["memory"] for r in found.json()["results"])
+
+
 def test_memories_search_provenance_and_forgetting_a_user(service: Service) -> None:
     with service.client("acme") as http:
         add = http.post("/v1/memories", json={"user_id": "cy", "text": "Cy lives in Lisbon", "key": "city"})

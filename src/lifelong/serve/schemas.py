@@ -133,6 +133,13 @@ class MemoryAdd(BaseModel):
         return self
 
 
+class MemoryRetire(BaseModel):
+    """Why a memory is wrong: kept with it, so the retirement explains itself."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=1000, pattern=r"\S")
+
+
 class Commit(BaseModel):
     model_config = ConfigDict(extra="forbid")
     message: str = Field("", max_length=1000)
@@ -209,6 +216,9 @@ class MemoryView(Reply):
     sources: list[str]
     usefulness: float
     thread: str | None = None
+    valid_from: float | None = None
+    valid_to: float | None = None
+    reason: str | None = None
     score: float | None = None
 
 

@@ -12,7 +12,7 @@ from lifelong.learners.context.base import Item
 from lifelong.learners.context.memory import turn_text
 from lifelong.serve.deps import ApiError, AppName, Caller, ServiceDep, checked
 from lifelong.serve.engine import APP
-from lifelong.serve.schemas import Forgotten, MemoryAdd, MemoryAdded, MemoryList, MemoryView
+from lifelong.serve.schemas import Forgotten, MemoryAdd, MemoryAdded, MemoryList, MemoryRetire, MemoryView
 
 router = APIRouter(tags=["memory"])
 
@@ -69,12 +69,13 @@ async def search_memories(
     user_id: User,
     query: Annotated[str, Query(min_length=1, max_length=10_000)],
     limit: Annotated[int, Query(ge=1, le=100)] = 5,
+    as_of: Annotated[float | None, Query(ge=0, le=1e11, description="what held then (Unix seconds)")] = None,
 ) -> MemoryList:
     scope = checked(lambda: Scope(who.tenant, user_id))
 
     def search() -> list[MemoryView]:
         svc.engine.catch_up()
-        found = svc.engine.memory(who.tenant, app).recall(query, scope, k=limit)
+        found = svc.engine.memory(who.tenant, app).recall(query, scope, k=limit, as_of=as_of)
         return [memory_view(r.item, score=round(r.score, 6)) for r in found]
 
     return MemoryList(results=await svc.in_engine(search))
@@ -91,6 +92,37 @@ async def list_memories(
     scope = checked(lambda: Scope(who.tenant, user_id))
     items = await svc.in_engine(lambda: svc.engine.items(scope, "memory", app, limit=limit))
     return MemoryList(results=[memory_view(item) for item in items])
+
+
+@router.post("/v1/memories/{memory_id:path}/retire")
+async def retire_memory(
+    memory_id: str, body: MemoryRetire, who: Caller, svc: ServiceDep, app: AppName
+) -> MemoryView:
+    """Retire a wrong memory with a reason: never recalled again, and a later fact that says the same
+    is not remembered. Logged like every change (an interaction with a ``retire`` outcome)."""
+
+    def target() -> Item:
+        svc.engine.catch_up()
+        item = svc.engine.memory(who.tenant, app).items.get(memory_id)
+        if item is None or item.tenant != who.tenant:  # another tenant's id: as unknown as a made-up one
+            raise ApiError(404, f"no memory {memory_id!r}", param="memory_id")
+        if not item.active:
+            raise ApiError(409, f"memory {memory_id!r} is {item.status}, not active", param="memory_id")
+        return item
+
+    item = await svc.in_engine(target)
+    scope = checked(lambda: Scope(who.tenant, item.user))
+    interaction = Interaction(
+        scope, "retire", metadata={"endpoint": "memories", **({APP: app} if app else {})}
+    )
+    retire = Feedback.outcome(interaction.id, {"retire": {"id": memory_id, "reason": body.reason.strip()}})
+    await svc.in_pool(lambda: svc.log.append_many([interaction, retire]))
+
+    def retired() -> MemoryView:
+        svc.engine.catch_up()
+        return memory_view(svc.engine.memory(who.tenant, app).items[memory_id])
+
+    return await svc.in_engine(retired)
 
 
 @router.delete("/v1/users/{user_id}")
@@ -114,6 +146,9 @@ def memory_view(item: Item, score: float | None = None) -> MemoryView:
         "sources": list(item.sources),
         "usefulness": round(item.usefulness, 4),
         "thread": item.payload.get("thread"),
+        "valid_from": item.created,
+        "valid_to": item.valid_to,
+        "reason": item.reason,
     }
     if score is not None:
         data["score"] = score
