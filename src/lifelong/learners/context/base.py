@@ -75,6 +75,11 @@ MAX_SOURCES = 64
 #: 10 gave recall@5 64.2 against 60.1 at 60 — a small constant trusts the top of each channel more).
 FUSION_K = 10
 
+#: How fast the recall channels' trust follows their losses: weights ∝ exp(-TRUST_RATE · loss), where
+#: each loss is discounted by TRUST_DISCOUNT per judged step (an effective memory of ~100 steps).
+TRUST_RATE = 1.0
+TRUST_DISCOUNT = 0.99
+
 #: Retired (superseded or dropped) items kept per scope for inspection, by default.
 HISTORY_LIMIT = 100
 
@@ -240,6 +245,7 @@ class ContextLearner(Learner):
         # item — its "before" view and its predecessor's "after" view; and the lexical index.
         self._pairs: dict[ScopeKey, VectorIndex] = {}
         self._lexicons: dict[ScopeKey, LexicalIndex] = {}
+        self._channel_losses: dict[str, list[float]] = {}  # per tenant: [dense, lexical]
         self._retired: dict[ScopeKey, list[str]] = {}  # retired item ids per scope, oldest first
 
     # ------------------------------------------------------------------ reading
@@ -265,17 +271,37 @@ class ContextLearner(Learner):
         user retired are never found. (History items are ranked by the dense channel only: the lexical
         index holds active items.)"""
         key = self.scope_key(scope)
-        index = self._indexes.get(key)
         history = [] if as_of is None else self._held_at(key, as_of)
         if as_of is not None:
             before = as_of if before is None else min(before, as_of)
-        if (index is None or not len(index)) and not history:
-            return []
-        index = index if index is not None else VectorIndex(self.embedder.dim)
         take = k or self.k
         # The priors move a score by at most w_recency + w_usefulness / 2, so only the most relevant
         # items can win: re-rank a shortlist of them instead of scoring every item of the scope.
-        size = max(RERANK_FACTOR * take, RERANK_MIN)
+        found, own, dense, words = self._scored(
+            query, key, max(RERANK_FACTOR * take, RERANK_MIN), before, history
+        )
+        if not found:
+            return []
+        relevance = (
+            self._fused(found, dense, words, self.channel_weights(key[0])) if words is not None else dense
+        )
+        recalled = [
+            Recalled(item, float(relevance[n]) + self._prior(item, now), float(own[n]))
+            for n, item in enumerate(found)
+        ]
+        # Ties by id: the answer must not depend on where the index keeps an item (removals move them).
+        recalled.sort(key=lambda r: (-r.score, r.item.id))
+        return recalled[:take]
+
+    def _scored(
+        self, query: str, key: ScopeKey, size: int, before: float | None, history: list[Item]
+    ) -> tuple[list[Item], np.ndarray, np.ndarray, np.ndarray | None]:
+        """The candidates for ``query`` — the ``size`` best of each channel and view — with, per item,
+        its own cosine, its dense score and its lexical score (None: no lexical channel or no match)."""
+        index = self._indexes.get(key)
+        if (index is None or not len(index)) and not history:
+            return [], np.zeros(0), np.zeros(0), None
+        index = index if index is not None else VectorIndex(self.embedder.dim)
         vector = embed_one(self.embedder, query)
         keys, sims = index.shortlist(vector, size)
         candidates = {keys[i] for i in top_k(sims, size)}
@@ -298,22 +324,15 @@ class ContextLearner(Learner):
             if item.active and (before is None or item.created < before)
         ] + history
         if not found:
-            return []
+            return [], np.zeros(0), np.zeros(0), None
         own, dense = self._dense(found, vector, before)
         keep = own >= self.min_similarity
         found = [item for item, kept in zip(found, keep, strict=True) if kept]
         own, dense = own[keep], dense[keep]
-        relevance = dense
-        if lexical:
-            words = np.array([self._lexical_score(item, lexical.get(item.id), before) for item in found])
-            relevance = self._fused(found, dense, words)
-        recalled = [
-            Recalled(item, float(relevance[n]) + self._prior(item, now), float(own[n]))
-            for n, item in enumerate(found)
-        ]
-        # Ties by id: the answer must not depend on where the index keeps an item (removals move them).
-        recalled.sort(key=lambda r: (-r.score, r.item.id))
-        return recalled[:take]
+        if not lexical:
+            return found, own, dense, None
+        words = np.array([self._lexical_score(item, lexical.get(item.id), before) for item in found])
+        return found, own, dense, words
 
     def _held_at(self, key: ScopeKey, time: float) -> list[Item]:
         """The items of a scope's history that held at ``time`` (created before, retired after)."""
@@ -360,16 +379,57 @@ class ContextLearner(Learner):
             with_after = text
         return (text + with_before + with_after) / len(VIEWS)
 
-    def _fused(self, items: list[Item], dense: np.ndarray, words: np.ndarray) -> np.ndarray:
-        """Reciprocal-rank fusion of the dense and lexical channels (module docstring)."""
+    def _fused(
+        self, items: list[Item], dense: np.ndarray, words: np.ndarray, weights: np.ndarray
+    ) -> np.ndarray:
+        """Reciprocal-rank fusion of the dense and lexical channels, each weighted by its learned trust
+        (module docstring); 1.0 for an item first in every channel."""
         ids = [item.id for item in items]
         k = self.fusion_k
-        fused = 1.0 / (k + _ranks(dense, ids))
-        channels = 1
+        fused = weights[0] / (k + _ranks(dense, ids))
+        total = weights[0]
         if np.any(words > 0):
-            fused = fused + np.where(words > 0, 1.0 / (k + _ranks(words, ids)), 0.0)
-            channels = 2
-        return fused * (k + 1) / channels
+            fused = fused + weights[1] * np.where(words > 0, 1.0 / (k + _ranks(words, ids)), 0.0)
+            total += weights[1]
+        return np.asarray(fused * (k + 1) / total, dtype=np.float64)
+
+    def channel_weights(self, tenant: str) -> np.ndarray:
+        """The trust of the dense and the lexical channel for ``tenant``: exponential weights of their
+        discounted losses (Hedge; Freund & Schapire 1997, with discounting), equal until feedback that
+        judges recalled items arrives (:meth:`_right_for`)."""
+        losses = self._channel_losses.get(tenant)
+        if losses is None:
+            return np.ones(2)
+        weights = np.exp(-TRUST_RATE * (np.asarray(losses, dtype=np.float64) - min(losses)))
+        return np.asarray(weights / weights.max(), dtype=np.float64)
+
+    def _right_for(self, item: Item, step: Step) -> bool | None:
+        """Whether ``item`` would have been right for ``step`` (None: this learner cannot tell). A
+        learner that can tell learns how much to trust each recall channel (:meth:`channel_weights`)."""
+        return None
+
+    def _learn_trust(self, step: Step) -> bool:
+        """Before learning ``step``: judge the best item of each channel for its query, as recall saw
+        them at the step's time, and update the channels' discounted losses."""
+        if not self.lexical or right_answer(step) is None:
+            return False
+        try:
+            query = query_text(step.interaction.observation)
+        except InvalidInput:
+            return False
+        key = self.scope_key(step.interaction.scope)
+        found, _, dense, words = self._scored(query, key, RERANK_MIN, step.interaction.time, [])
+        if words is None or not found:
+            return False
+        ids = [item.id for item in found]
+        tops = [found[int(np.argmin(_ranks(scores, ids)))] for scores in (dense, words)]
+        verdicts = [self._right_for(item, step) for item in tops]
+        if any(v is None for v in verdicts) or verdicts[0] == verdicts[1]:
+            return False  # no verdict, or both alike: nothing tells the channels apart
+        losses = self._channel_losses.setdefault(key[0], [0.0, 0.0])
+        for channel, right in enumerate(verdicts):
+            losses[channel] = TRUST_DISCOUNT * losses[channel] + (0.0 if right else 1.0)
+        return True
 
     def _prior(self, item: Item, now: float | None) -> float:
         recency = 0.5 ** (max(0.0, (now or item.touched) - item.touched) / self.half_life)
@@ -397,7 +457,8 @@ class ContextLearner(Learner):
     # ------------------------------------------------------------------ learning
 
     def _learn(self, step: Step) -> bool:
-        changed = self._credit(step)
+        changed = self._learn_trust(step)
+        changed = self._credit(step) or changed
         return self._derive(step) or changed
 
     def _credit(self, step: Step) -> bool:
@@ -678,6 +739,7 @@ class ContextLearner(Learner):
             "items": [asdict(item) for item in items],
             "vectors": vectors.astype(np.float32),
             "pair_vectors": pairs,
+            "channel_losses": {tenant: list(losses) for tenant, losses in self._channel_losses.items()},
         }
 
     def _vector(self, item: Item) -> np.ndarray:
@@ -692,6 +754,7 @@ class ContextLearner(Learner):
         self._pairs = {}
         self._lexicons = {}
         self._retired = {}
+        self._channel_losses = {t: list(v) for t, v in (state.get("channel_losses") or {}).items()}
         vectors = np.asarray(state["vectors"], dtype=np.float32)
         pairs = np.asarray(state.get("pair_vectors", np.zeros_like(vectors)), dtype=np.float32)
         for data, vector, pair in zip(state["items"], vectors, pairs, strict=True):

@@ -23,6 +23,7 @@ from typing import Any
 
 from lifelong.experience.records import JSON, Step
 from lifelong.learners.context.base import SAME_INPUT, ContextLearner, Item, query_text, right_answer
+from lifelong.learners.context.gate import same_answer
 from lifelong.models.base import Embedder
 
 
@@ -43,6 +44,10 @@ class ExampleBank(ContextLearner):
         #: False skips the search for the same input before each insert (O(items) per step): for seeding
         #: a bank in bulk from inputs known to be distinct.
         self.dedupe = dedupe
+
+    def _right_for(self, item: Item, step: Step) -> bool | None:
+        """An example is right for a step whose right answer is its output."""
+        return same_answer(item.payload["output"], right_answer(step))
 
     def _derive(self, step: Step) -> bool:
         output = right_answer(step)
