@@ -418,6 +418,29 @@ def cmd_apps_remove(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mcp(args: argparse.Namespace) -> int:
+    """``lifelong mcp``: the memory tools over stdio, calling a service (``--url``) or one started here."""
+    from lifelong.serve.mcp import build_mcp, remote
+
+    if args.url:
+        key = os.environ.get("LIFELONG_API_KEY", "")
+        if not key:
+            raise InvalidInput(
+                "--url needs the tenant's API key in LIFELONG_API_KEY", field="LIFELONG_API_KEY"
+            )
+        build_mcp(remote(args.url, key)).run("stdio")
+        return 0
+    from lifelong.serve.run import in_process
+
+    with in_process(Path(args.data_dir or "lifelong-data"), args.tenant, name="lifelong mcp") as (
+        url,
+        key,
+        _,
+    ):
+        build_mcp(remote(url, key)).run("stdio")
+    return 0
+
+
 def cmd_keys_create(args: argparse.Namespace) -> int:
     made = _key_store(args).create(args.tenant, admin=args.admin, name=args.name or "")
     print(made.key)
@@ -716,6 +739,24 @@ def _add_serve_parsers(sub: Any) -> None:
         help="database threads per worker, = PostgreSQL pool size (default 16)",
     )
     serve.set_defaults(func=cmd_serve)
+
+    mcp = sub.add_parser(
+        "mcp",
+        help="the memory as MCP tools over stdio (remember, recall, feedback, retire, forget)",
+        description="An MCP server on stdin/stdout for agents that start their tools as a subprocess. "
+        "Every tool is one call of the service's REST API: with --url, of that service (the tenant's "
+        "key in $LIFELONG_API_KEY); without, of a service started in this process on the embedded "
+        "defaults. The running service also serves the same tools at /mcp/ (streamable HTTP). See "
+        "docs/service.md.",
+    )
+    mcp.add_argument("--url", help="a running lifelong serve, http://HOST:PORT")
+    mcp.add_argument(
+        "--data-dir", help="without --url: where the service keeps its data (default lifelong-data)"
+    )
+    mcp.add_argument(
+        "--tenant", default="default", type=_nonempty, help="without --url: the tenant (default default)"
+    )
+    mcp.set_defaults(func=cmd_mcp)
 
     keys = sub.add_parser("keys", help="API keys of the service: create, list, revoke")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")

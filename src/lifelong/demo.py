@@ -22,10 +22,7 @@ their ratio), checks that replaying the service's log into a fresh agent rebuild
 from __future__ import annotations
 
 import argparse
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +31,13 @@ import numpy as np
 
 from lifelong.agents.apps import App, build_agent
 from lifelong.agents.harness import HarnessSearch
-from lifelong.bench.serve import free_port
 from lifelong.data import IntentData, load_intents
 from lifelong.envs.intent_stream import IntentStream
-from lifelong.errors import BackendUnavailable, InvalidInput, NotFound
+from lifelong.errors import InvalidInput, NotFound
 from lifelong.eval.metrics import windowed
 from lifelong.eval.result import Curve, Result
 from lifelong.experience import ExperienceLog, Scope
+from lifelong.serve.run import in_process
 from lifelong.state import digest
 
 TENANT = "demo"
@@ -63,7 +60,7 @@ def run_demo(args: argparse.Namespace) -> int:
         flush=True,
     )
     started = time.perf_counter()
-    with _service(out / "service") as (url, key, svc):
+    with in_process(out / "service", TENANT, name="lifelong demo") as (url, key, svc):
         print(
             f"service ready in {time.perf_counter() - started:.0f} s at {url} (Gemma 3 270M, MiniLM, SQLite)"
         )
@@ -92,38 +89,6 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------------------ the service
-
-
-@contextmanager
-def _service(folder: Path) -> Iterator[tuple[str, str, Any]]:
-    """The service in this process (uvicorn in a thread) on the embedded defaults, and an API key."""
-    import uvicorn
-
-    from lifelong.serve.app import create_app, open_service
-    from lifelong.serve.config import ServeConfig
-
-    print("loading Gemma 3 270M (llama.cpp) and all-MiniLM-L6-v2 ...", flush=True)
-    config = ServeConfig(data_dir=str(folder), port=free_port(), rate_limit=0.0)
-    svc = open_service(config)
-    key = svc.keys.create(TENANT, name="lifelong demo").key
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(service=svc), host="127.0.0.1", port=config.port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, name="lifelong-serve", daemon=True)
-    thread.start()
-    deadline = time.time() + 120
-    while not server.started:
-        if not thread.is_alive() or time.time() > deadline:
-            raise BackendUnavailable(f"http://127.0.0.1:{config.port}", "the demo's service did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{config.port}", key, svc
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        svc.thread.shutdown(wait=True)
-        svc.log.close()
-        svc.store.close()
 
 
 def _play(

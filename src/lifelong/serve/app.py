@@ -23,7 +23,7 @@ from starlette.types import Scope as AsgiScope
 from lifelong.errors import LifelongError
 from lifelong.experience.log import ExperienceLog
 from lifelong.models.base import Embedder, HashingEmbedder
-from lifelong.serve import errors, openai
+from lifelong.serve import errors, mcp, openai
 from lifelong.serve import metrics as prom
 from lifelong.serve.apps import AppStore
 from lifelong.serve.config import ENV_CONFIG, ServeConfig
@@ -172,7 +172,8 @@ def create_app(config: ServeConfig | None = None, *, service: Service | None = N
         app.state.service = svc
         poller = asyncio.create_task(_follow(svc))
         try:
-            yield
+            async with tools.session_manager.run():
+                yield
         finally:
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -195,6 +196,7 @@ def create_app(config: ServeConfig | None = None, *, service: Service | None = N
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)
+    tools = mcp.mount(app)  # the memory as MCP tools at /mcp/, each one call of the routes above
     return app
 
 

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+from lifelong.errors import BackendUnavailable
 from lifelong.experience.log import ExperienceLog
 from lifelong.models.openai_compat import OpenAICompatible
 from lifelong.serve.config import ENV_CONFIG, ServeConfig
@@ -53,3 +60,36 @@ def serve(config: ServeConfig) -> None:
         log_level="warning",
         timeout_graceful_shutdown=10,
     )
+
+
+@contextmanager
+def in_process(folder: Path, tenant: str, *, name: str = "in-process") -> Iterator[tuple[str, str, Any]]:
+    """The service in this process (uvicorn in a thread) on the embedded defaults with its data in
+    ``folder``: yields its URL, a new API key for ``tenant`` and the :class:`Service`."""
+    import uvicorn
+
+    from lifelong.bench.serve import free_port
+    from lifelong.serve.app import create_app, open_service
+
+    print("loading Gemma 3 270M (llama.cpp) and all-MiniLM-L6-v2 ...", file=sys.stderr, flush=True)
+    config = ServeConfig(data_dir=str(folder), port=free_port(), rate_limit=0.0)
+    svc = open_service(config)
+    key = svc.keys.create(tenant, name=name).key
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(service=svc), host="127.0.0.1", port=config.port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, name="lifelong-serve", daemon=True)
+    thread.start()
+    deadline = time.time() + 120
+    while not server.started:
+        if not thread.is_alive() or time.time() > deadline:
+            raise BackendUnavailable(f"http://127.0.0.1:{config.port}", "the service did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{config.port}", key, svc
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        svc.thread.shutdown(wait=True)
+        svc.log.close()
+        svc.store.close()
