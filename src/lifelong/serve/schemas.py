@@ -215,6 +215,8 @@ class MemoryView(Reply):
     status: str
     sources: list[str]
     usefulness: float
+    surfaced: int = 0
+    helped: int = 0
     thread: str | None = None
     valid_from: float | None = None
     valid_to: float | None = None

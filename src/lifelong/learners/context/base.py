@@ -15,7 +15,7 @@ Recall scores blend the relevance of an item to the query with recency and usefu
 Park et al., "Generative Agents", UIST 2023, §4.1, with usefulness in place of an LLM-rated importance)::
 
     score = relevance + w_recency * 0.5 ** (age / half_life) + w_usefulness * (usefulness - 0.5)
-    usefulness = (wins + 1) / (wins + losses + 2)     # Laplace-smoothed rate of positive outcomes
+    usefulness = (wins + 1) / (max(wins + losses, surfaced) + 2)   # Laplace-smoothed rate of help
 
 computed for a shortlist of the most relevant items (the priors are bounded, so far-off items cannot win).
 Relevance has two channels:
@@ -163,8 +163,9 @@ class Item:
     source_users: list[str | None] = field(default_factory=list)
     created: float = 0.0
     touched: float = 0.0  # last time it was written or credited
-    wins: int = 0
-    losses: int = 0
+    wins: int = 0  # recalls followed by positive feedback (it helped)
+    losses: int = 0  # recalls followed by negative feedback
+    surfaced: int = 0  # recalls followed by any feedback (positive, negative or neutral)
     status: str = "active"  # active | superseded | dropped | retired
     replaced_by: str | None = None
     before: str | None = None  # the item before this one in its thread (a conversation turn)
@@ -174,7 +175,9 @@ class Item:
 
     @property
     def usefulness(self) -> float:
-        return (self.wins + 1) / (self.wins + self.losses + 2)
+        """Laplace-smoothed share of its judged recalls that helped: a recall followed by neutral
+        feedback counts as not helping, so an item surfaced again and again without helping sinks."""
+        return (self.wins + 1) / (max(self.wins + self.losses, self.surfaced) + 2)
 
     @property
     def active(self) -> bool:
@@ -465,12 +468,16 @@ class ContextLearner(Learner):
         recalled = step.interaction.metadata.get(RECALLED) or {}
         ids = (recalled.get(self.name) or []) if isinstance(recalled, dict) else []
         sign = outcome(step)
-        if not ids or sign == 0:
+        if not ids:
             return False
         changed = False
         for item_id in ids:
             item = self.items.get(item_id)
             if item is None or not item.active:
+                continue
+            item.surfaced += 1
+            changed = True
+            if sign == 0:
                 continue
             if sign > 0:
                 item.wins += 1
@@ -478,7 +485,6 @@ class ContextLearner(Learner):
                 item.losses += 1
             item.touched = max(item.touched, step.interaction.time)
             self._after_credit(item)
-            changed = True
         return changed
 
     def _after_credit(self, item: Item) -> None:

@@ -145,6 +145,8 @@ def memory_view(item: Item, score: float | None = None) -> MemoryView:
         "status": item.status,
         "sources": list(item.sources),
         "usefulness": round(item.usefulness, 4),
+        "surfaced": item.surfaced,  # recalled into answers that got feedback
+        "helped": item.wins,  # ... that got positive feedback
         "thread": item.payload.get("thread"),
         "valid_from": item.created,
         "valid_to": item.valid_to,
