@@ -356,3 +356,15 @@ def test_a_memory_surfaced_without_helping_sinks_and_the_counts_say_so() -> None
     assert (useful.surfaced, useful.wins) == (3, 3)
     assert idle.usefulness == pytest.approx(1 / 5) and useful.usefulness == pytest.approx(4 / 5)
     assert memory.search("favourite colour", ADA)[0].score < memory.search("favourite colour", BOB)[0].score
+
+
+def test_bench_examples_recall_compares_dense_and_fused_on_a_csv(tmp_path: Path) -> None:
+    rows = ["text,label"] + [f"my card number {n} was stolen,card_lost" for n in range(6)]
+    rows += [f"top up my account with {n} euros,top_up" for n in range(6)]
+    data = tmp_path / "intents.csv"
+    data.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "out"
+    assert main(["bench", "examples-recall", "--data", str(data), "--out", str(out), "--seeds", "2"]) == 0
+    result = json.loads((out / "examples-recall.json").read_text())
+    for name in ("dense", "fused"):
+        assert 0.5 <= result["metrics"][f"{name}.accuracy"]["mean"] <= 1.0

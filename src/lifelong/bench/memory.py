@@ -189,3 +189,47 @@ def _search_at(inner: Embedder, conversations: Sequence[Conversation], items: in
         memory.search(question, scope, k=10)
         ms.append(1000 * (time.perf_counter() - start))
     return {**_percentiles(ms), "items": len(memory.active_items(scope)), "searches": len(ms)}
+
+
+def examples_recall_bench(args: argparse.Namespace) -> Result:
+    """The example bank's kNN vote (the vote expert of the agents) on an intent stream, prequentially:
+    recall with the dense channel alone vs fused with BM25 under learned channel trust — the recall
+    change checked on data it was not tuned on."""
+    from lifelong.agents.agent import weighted_vote
+    from lifelong.bench.intents import load_data
+    from lifelong.eval.metrics import windowed
+    from lifelong.learners.context.examples import ExampleBank
+
+    data = load_data(args, holdout=0.0)
+    texts, labels = list(data.train.texts), list(data.train.labels)
+    steps = min(args.steps or 1000, len(texts))
+    embedder = CachedEmbedder(default_embedder(), size=len(texts) + 1)
+    window = max(50, steps // 5)
+    variants = {"dense": False, "fused": True}
+    right: dict[str, list[list[float]]] = {name: [] for name in variants}
+    for seed in range(args.seeds):
+        order = np.random.default_rng(seed).permutation(len(texts))[:steps]
+        for name, lexical in variants.items():
+            bank = ExampleBank(embedder, lexical=lexical)
+            hits = []
+            for i in order:
+                found = bank.recall(texts[i], Scope(), k=6)
+                hits.append(float(bool(found) and weighted_vote(found)[0] == labels[i]))
+                bank.learn_one(texts[i], correction=labels[i])
+            right[name].append(hits)
+    result = Result(
+        name="examples-recall",
+        protocol="prequential kNN vote of ExampleBank (k=6): dense recall vs dense + BM25 with learned trust",
+        seeds=list(range(args.seeds)),
+        config={"data": data.source, "steps": steps, "window": window},
+    )
+    for name, runs in right.items():
+        windows = [windowed(hits, window) for hits in runs]
+        result.curves[name] = Curve(
+            [float(x) for x in windows[0][0]],
+            [[float(v) for v in means] for _, means in windows],
+            ylabel="right votes per window",
+        )
+        result.add_metric(f"{name}.accuracy", [float(np.mean(hits)) for hits in runs])
+        result.add_metric(f"{name}.last_window", [float(np.mean(hits[-window:])) for hits in runs])
+    return result

@@ -322,6 +322,21 @@ with --items items in one user's memory. Needs MiniLM; no LLM.""",
         options=("items",),
         example="  lifelong bench memory --out runs/memory --data ../shared/data/locomo-dev/locomo-dev.json",
     ),
+    "examples-recall": Suite(
+        "the example bank's kNN vote on an intent stream: dense recall vs dense + BM25 with learned trust",
+        "memory:examples_recall_bench",
+        about="Prequential (vote, then learn the right label) accuracy of ExampleBank's similarity-weighted "
+        "vote over its 6 best examples, per seed a shuffled order of the train split, with recall by the "
+        "MiniLM cosine alone and fused with BM25 (the channels' trust learned from the bank's own "
+        "verdicts). Needs MiniLM; no LLM.",
+        data=INTENTS_DATA.format(
+            probe="train.csv (streamed)",
+            single="  - one CSV file: all its rows are streamed.\n",
+        ),
+        steps="items streamed (default 1000)",
+        options=("columns", "delimiter"),
+        example="  lifelong bench examples-recall --out runs/bench --seeds 3 --steps 1000",
+    ),
     "serve": Suite(
         "the learning service on loopback: proxy overhead at 100K learned items, /v1/feedback throughput "
         "(SQLite, 1 worker; PostgreSQL, --workers), feedback -> visible across workers",
