@@ -209,6 +209,8 @@ class ContextLearner(Learner):
 
     tenancy = "per_tenant"
     erases_in_place = True
+    #: Whether :meth:`_right_for` can tell a right item from a wrong one (then the channels earn trust).
+    judges_items = False
 
     def __init__(
         self,
@@ -414,7 +416,7 @@ class ContextLearner(Learner):
     def _learn_trust(self, step: Step) -> bool:
         """Before learning ``step``: judge the best item of each channel for its query, as recall saw
         them at the step's time, and update the channels' discounted losses."""
-        if not self.lexical or right_answer(step) is None:
+        if not self.lexical or not self.judges_items or right_answer(step) is None:
             return False
         try:
             query = query_text(step.interaction.observation)

@@ -45,6 +45,8 @@ class ExampleBank(ContextLearner):
         #: a bank in bulk from inputs known to be distinct.
         self.dedupe = dedupe
 
+    judges_items = True
+
     def _right_for(self, item: Item, step: Step) -> bool | None:
         """An example is right for a step whose right answer is its output."""
         return same_answer(item.payload["output"], right_answer(step))
