@@ -368,3 +368,21 @@ def test_bench_examples_recall_compares_dense_and_fused_on_a_csv(tmp_path: Path)
     result = json.loads((out / "examples-recall.json").read_text())
     for name in ("dense", "fused"):
         assert 0.5 <= result["metrics"][f"{name}.accuracy"]["mean"] <= 1.0
+
+
+def test_an_example_bank_learns_which_channel_to_trust_and_forgetting_a_user_resets_it() -> None:
+    bank = ExampleBank(EMBED, lexical=True)
+    assert list(bank.channel_weights("default")) == [1.0, 1.0]
+    pairs = [
+        ("card stolen yesterday", "card_lost"),
+        ("card payment declined", "declined"),
+        ("my card got stolen on the bus", "card_lost"),
+        ("why was my card payment declined", "declined"),
+    ]
+    for n in range(3):
+        for text, label in pairs:
+            bank.learn_one(f"{text} {n}", correction=label, scope=Scope(user="ada"))
+    weights = bank.channel_weights("default")
+    assert weights.max() == 1.0 and bank._channel_losses  # judged steps moved the losses
+    bank.forget_user("ada")
+    assert list(bank.channel_weights("default")) == [1.0, 1.0]

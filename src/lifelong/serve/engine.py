@@ -457,7 +457,7 @@ class Engine:
             for name, learner in state.learners.items():
                 learners[learner.name] = learner
                 partition[learner.name] = None if state.app is None else state.app.name
-                if not isinstance(learner, ContextLearner | HarnessSearch):
+                if not learner.erases_in_place:  # shared statistics: rebuilt from the rest of the log
                     rebuild[learner.name] = _factory(fresh[name], learner.name)
 
         def steps_for(name: str) -> Iterator[Step]:

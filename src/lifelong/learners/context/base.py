@@ -683,6 +683,8 @@ class ContextLearner(Learner):
             key: lexicon for key, lexicon in self._lexicons.items() if len(lexicon) or key != (tenant, user)
         }
         gone = {item.id for item in doomed}
+        if doomed:  # the channels' trust counted the user's steps too: it starts again from equal weights
+            self._channel_losses.pop(tenant, None)
         self._retired = {key: [i for i in ids if i not in gone] for key, ids in self._retired.items()}
         for item in self.items.values():
             if item.replaced_by in gone:

@@ -38,9 +38,12 @@ class ExampleBank(ContextLearner):
         k: int = 8,
         budget: int | None = None,
         dedupe: bool = True,
+        lexical: bool = False,
         **recall: Any,
     ) -> None:
-        super().__init__(embedder, per_user=per_user, k=k, budget=budget, **recall)
+        # Dense recall only by default: on intents BM25 gained nothing even with learned channel trust
+        # (docs/benchmarks.md, examples-recall); lexical=True fuses it and learns the channels' trust.
+        super().__init__(embedder, per_user=per_user, k=k, budget=budget, lexical=lexical, **recall)
         #: False skips the search for the same input before each insert (O(items) per step): for seeding
         #: a bank in bulk from inputs known to be distinct.
         self.dedupe = dedupe
