@@ -570,16 +570,18 @@ class ContextLearner(Learner):
         )
 
     def _scope_pairs(self, key: ScopeKey) -> VectorIndex:
-        pairs = self._pairs.get(key)
-        if pairs is None:
-            pairs = self._pairs[key] = VectorIndex(self.embedder.dim)
-        return pairs
+        """The index of a scope's linked pairs of turns, made on first use."""
+        return self._made(self._pairs, key)
 
     def _index(self, key: ScopeKey) -> VectorIndex:
         """The index of a scope, made on first use."""
-        index = self._indexes.get(key)
+        return self._made(self._indexes, key)
+
+    def _made(self, indexes: dict[ScopeKey, VectorIndex], key: ScopeKey) -> VectorIndex:
+        """``indexes[key]``, made empty on first use."""
+        index = indexes.get(key)
         if index is None:
-            index = self._indexes[key] = VectorIndex(self.embedder.dim)
+            index = indexes[key] = VectorIndex(self.embedder.dim)
         return index
 
     def _supersede(self, old: Item, new: Item, step: Step) -> None:

@@ -242,10 +242,7 @@ class Memory(ContextLearner):
         return changed
 
     def _blocked_index(self, key: ScopeKey) -> VectorIndex:
-        index = self._blocked.get(key)
-        if index is None:
-            index = self._blocked[key] = VectorIndex(self.embedder.dim)
-        return index
+        return self._made(self._blocked, key)
 
     def _says_retired(self, key: ScopeKey, query: str) -> bool:
         """Whether ``query`` repeats a retired memory of the scope (near-duplicate by meaning)."""
