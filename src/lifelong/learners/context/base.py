@@ -330,13 +330,18 @@ class ContextLearner(Learner):
         ] + history
         if not found:
             return [], np.zeros(0), np.zeros(0), None
-        own, dense = self._dense(found, vector, before)
+        # Each item's thread neighbours as known at ``before`` (None: not seen), shared by both channels.
+        neighbours = [(self._seen(i.before, before), self._seen(i.after, before)) for i in found]
+        own, dense = self._dense(found, neighbours, vector)
         keep = own >= self.min_similarity
         found = [item for item, kept in zip(found, keep, strict=True) if kept]
+        neighbours = [pair for pair, kept in zip(neighbours, keep, strict=True) if kept]
         own, dense = own[keep], dense[keep]
         if not lexical:
             return found, own, dense, None
-        words = np.array([self._lexical_score(item, lexical.get(item.id), before) for item in found])
+        words = np.array(
+            [_lexical_score(lexical.get(item.id), pair) for item, pair in zip(found, neighbours, strict=True)]
+        )
         return found, own, dense, words
 
     def _held_at(self, key: ScopeKey, time: float) -> list[Item]:
@@ -356,14 +361,13 @@ class ContextLearner(Learner):
         return item
 
     def _dense(
-        self, items: list[Item], vector: np.ndarray, before: float | None
+        self, items: list[Item], neighbours: list[tuple[Item | None, Item | None]], vector: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Per item: the cosine of its own text, and the mean over its views (module docstring)."""
+        """Per item: the cosine of its own text, and the mean over its views (module docstring); a view
+        whose neighbour is not seen (None) counts as the item alone."""
         own = np.array([float(self._vector(item) @ vector) for item in items], dtype=np.float64)
         dense = own.copy()
-        for n, item in enumerate(items):
-            earlier = self._seen(item.before, before)
-            later = self._seen(item.after, before)
+        for n, (item, (earlier, later)) in enumerate(zip(items, neighbours, strict=True)):
             if earlier is None and later is None:
                 continue
             pairs = self._pairs[(item.tenant, item.user)]
@@ -371,18 +375,6 @@ class ContextLearner(Learner):
             view_after = float(pairs.vector(later.id) @ vector) if later is not None else own[n]
             dense[n] = (own[n] + view_before + view_after) / 3
         return own, dense
-
-    def _lexical_score(self, item: Item, views: list[float] | None, before: float | None) -> float:
-        """The mean of an item's lexical view scores; a view whose neighbour was not known at ``before``
-        counts as the item's own text."""
-        if views is None:
-            return 0.0
-        text, with_before, with_after = views
-        if self._seen(item.before, before) is None:
-            with_before = text
-        if self._seen(item.after, before) is None:
-            with_after = text
-        return (text + with_before + with_after) / len(VIEWS)
 
     def _fused(
         self, items: list[Item], dense: np.ndarray, words: np.ndarray, weights: np.ndarray
@@ -781,6 +773,18 @@ class ContextLearner(Learner):
         for item in self.items.values():
             if item.active:
                 self._put_lexical(item)
+
+
+def _lexical_score(views: list[float] | None, neighbours: tuple[Item | None, Item | None]) -> float:
+    """The mean of an item's lexical view scores; a view whose neighbour is not seen (None) counts as
+    the item's own text."""
+    if views is None:
+        return 0.0
+    text, with_before, with_after = views
+    earlier, later = neighbours
+    return (
+        text + (with_before if earlier is not None else text) + (with_after if later is not None else text)
+    ) / len(VIEWS)
 
 
 def _pair(earlier: Item, later: Item) -> str:
