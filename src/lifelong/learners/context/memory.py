@@ -157,9 +157,10 @@ class Memory(ContextLearner):
         if held is not None:
             return held
         # a retired memory said the same: it is not remembered; the retired item says why
-        index = self._blocked[self.scope_key(scope or Scope())]
-        [(item_id, _)] = index.search(embed_one(self.embedder, text), 1)
-        return self.items[item_id]
+        twin = self._retired_twin(self.scope_key(scope or Scope()), text)
+        if twin is None:
+            raise KeyError(f"no memory holds {text!r}")
+        return twin
 
     def add_many(
         self,
@@ -244,13 +245,14 @@ class Memory(ContextLearner):
     def _blocked_index(self, key: ScopeKey) -> VectorIndex:
         return self._made(self._blocked, key)
 
-    def _says_retired(self, key: ScopeKey, query: str) -> bool:
-        """Whether ``query`` repeats a retired memory of the scope (near-duplicate by meaning)."""
+    def _retired_twin(self, key: ScopeKey, query: str) -> Item | None:
+        """The retired memory of the scope that ``query`` repeats (a near-duplicate by meaning), if any."""
         index = self._blocked.get(key)
         if index is None or not len(index):
-            return False
+            return None
         [(item_id, similarity)] = index.search(embed_one(self.embedder, query), 1)
-        return similarity >= self.merge_threshold or _same_text(self.items[item_id].query, query)
+        item = self.items[item_id]
+        return item if similarity >= self.merge_threshold or _same_text(item.query, query) else None
 
     def _after_forget(self, items: list[Item]) -> None:
         for item in items:
@@ -276,7 +278,7 @@ class Memory(ContextLearner):
     def _rewrite(self, step: Step, n: int, fact: Fact) -> None:
         key = self.scope_key(step.interaction.scope)
         query = fact.query or fact.text
-        if self._says_retired(key, query):  # a user said it is wrong: it does not come back
+        if self._retired_twin(key, query) is not None:  # a user said it is wrong: it does not come back
             return
         if fact.thread is not None and fact.key is None:  # a turn of a conversation: kept as said
             self._add_turn(step, n, fact, query, key)
